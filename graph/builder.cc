@@ -1,0 +1,252 @@
+#include "graph/builder.h"
+
+#include <cstring>
+#include <stdexcept>
+
+namespace loom {
+namespace {
+
+Builder* builder_of(const Value& v) {
+  if (!v.valid()) throw std::logic_error("loom: use of an empty Value (default-constructed)");
+  return v.builder();
+}
+
+Builder* same_builder(const Value& a, const Value& b) {
+  Builder* ba = builder_of(a);
+  if (builder_of(b) != ba) throw std::logic_error("loom: values from two different traces combined");
+  return ba;
+}
+
+std::string point_key(const graph::Point& p) {
+  return p.module + '\n' + std::to_string(static_cast<int>(p.io)) + '\n' + std::to_string(p.index) + '\n' +
+         std::to_string(p.call) + '\n' + std::to_string(p.invoke);
+}
+
+}  // namespace
+
+OpArg::OpArg(const Value& v) : arg(graph::Arg::of_node(v.node())) { builder_of(v); }
+
+OpArg::OpArg(const std::vector<Value>& values) {
+  std::vector<uint32_t> nodes;
+  for (const Value& v : values) nodes.push_back(v.node());
+  arg = graph::Arg::of_nodes(std::move(nodes));
+}
+
+// ---- Value -----------------------------------------------------------------
+
+Value Value::save(const std::string& name) const {
+  graph::Node n;
+  n.kind = graph::NodeKind::kSave;
+  n.input = node_;
+  n.name = name;
+  return Value(builder_of(*this), builder_->add_node(std::move(n)));
+}
+
+Value Value::index(std::initializer_list<Index> indices) const {
+  Value v = *this;
+  int64_t dim = 0;
+  for (const Index& idx : indices) {
+    if (const int64_t* i = std::get_if<int64_t>(&idx)) {
+      v = v.select(dim, *i);  // select drops the dimension: dim stays
+    } else {
+      const Slice& s = std::get<Slice>(idx);
+      if (s.start || s.stop || s.step != 1) v = v.slice(dim, s.start, s.stop, s.step);
+      ++dim;
+    }
+  }
+  return v;
+}
+
+Value Value::select(int64_t dim, int64_t index) const {
+  return builder_of(*this)->op("aten::select.int", {*this, dim, index});
+}
+
+Value Value::slice(int64_t dim, std::optional<int64_t> start, std::optional<int64_t> stop, int64_t step) const {
+  OpArg a_start = start ? OpArg(*start) : OpArg(std::nullopt);
+  OpArg a_stop = stop ? OpArg(*stop) : OpArg(std::nullopt);
+  return builder_of(*this)->op("aten::slice.Tensor", {*this, dim, a_start, a_stop, step});
+}
+
+Value Value::matmul(const Value& other) const { return loom::matmul(*this, other); }
+Value Value::softmax(int64_t dim) const { return builder_of(*this)->op("aten::softmax.int", {*this, dim}); }
+Value Value::log_softmax(int64_t dim) const {
+  return builder_of(*this)->op("aten::log_softmax.int", {*this, dim});
+}
+Value Value::mean(std::vector<int64_t> dims, bool keepdim) const {
+  return builder_of(*this)->op("aten::mean.dim", {*this, std::move(dims), keepdim});
+}
+Value Value::sum(std::vector<int64_t> dims, bool keepdim) const {
+  return builder_of(*this)->op("aten::sum.dim_IntList", {*this, std::move(dims), keepdim});
+}
+Value Value::norm(std::vector<int64_t> dims, bool keepdim) const {
+  return builder_of(*this)->op("aten::norm.ScalarOpt_dim", {*this, 2.0, std::move(dims), keepdim});
+}
+Value Value::argmax(int64_t dim, bool keepdim) const {
+  return builder_of(*this)->op("aten::argmax", {*this, dim, keepdim});
+}
+Value Value::reshape(std::vector<int64_t> shape) const {
+  return builder_of(*this)->op("aten::reshape", {*this, std::move(shape)});
+}
+Value Value::view(std::vector<int64_t> shape) const {
+  return builder_of(*this)->op("aten::view", {*this, std::move(shape)});
+}
+Value Value::transpose(int64_t dim0, int64_t dim1) const {
+  return builder_of(*this)->op("aten::transpose.int", {*this, dim0, dim1});
+}
+Value Value::permute(std::vector<int64_t> dims) const {
+  return builder_of(*this)->op("aten::permute", {*this, std::move(dims)});
+}
+Value Value::unsqueeze(int64_t dim) const { return builder_of(*this)->op("aten::unsqueeze", {*this, dim}); }
+Value Value::squeeze(int64_t dim) const { return builder_of(*this)->op("aten::squeeze.dim", {*this, dim}); }
+Value Value::flatten(int64_t start_dim, int64_t end_dim) const {
+  return builder_of(*this)->op("aten::flatten.using_ints", {*this, start_dim, end_dim});
+}
+Value Value::to(DType dtype) const {
+  return builder_of(*this)->op("aten::to.dtype", {*this, dtype, false, false, std::nullopt});
+}
+Value Value::clone() const { return builder_of(*this)->op("aten::clone", {*this, std::nullopt}); }
+Value Value::zeros_like() const { return unary("aten::zeros_like"); }
+Value Value::exp() const { return unary("aten::exp"); }
+Value Value::log() const { return unary("aten::log"); }
+Value Value::abs() const { return unary("aten::abs"); }
+Value Value::sqrt() const { return unary("aten::sqrt"); }
+Value Value::relu() const { return unary("aten::relu"); }
+Value Value::tanh() const { return unary("aten::tanh"); }
+Value Value::sigmoid() const { return unary("aten::sigmoid"); }
+Value Value::pow(double exponent) const {
+  return builder_of(*this)->op("aten::pow.Tensor_Scalar", {*this, exponent});
+}
+Value Value::operator-() const { return unary("aten::neg"); }
+Value Value::unary(const char* op) const { return builder_of(*this)->op(op, {*this}); }
+
+Value operator+(const Value& a, const Value& b) { return same_builder(a, b)->op("aten::add.Tensor", {a, b, 1}); }
+Value operator-(const Value& a, const Value& b) { return same_builder(a, b)->op("aten::sub.Tensor", {a, b, 1}); }
+Value operator*(const Value& a, const Value& b) { return same_builder(a, b)->op("aten::mul.Tensor", {a, b}); }
+Value operator/(const Value& a, const Value& b) { return same_builder(a, b)->op("aten::div.Tensor", {a, b}); }
+Value operator+(const Value& a, double b) { return builder_of(a)->op("aten::add.Scalar", {a, b, 1}); }
+Value operator-(const Value& a, double b) { return builder_of(a)->op("aten::sub.Scalar", {a, b, 1}); }
+Value operator*(const Value& a, double b) { return builder_of(a)->op("aten::mul.Scalar", {a, b}); }
+Value operator/(const Value& a, double b) { return builder_of(a)->op("aten::div.Scalar", {a, b}); }
+Value operator+(double a, const Value& b) { return b + a; }
+Value operator-(double a, const Value& b) { return builder_of(b)->op("aten::rsub.Scalar", {b, a, 1}); }
+Value operator*(double a, const Value& b) { return b * a; }
+Value operator/(double a, const Value& b) { return builder_of(b)->op("aten::reciprocal", {b}) * a; }
+Value matmul(const Value& a, const Value& b) { return same_builder(a, b)->op("aten::matmul", {a, b}); }
+Value cat(const std::vector<Value>& values, int64_t dim) {
+  if (values.empty()) throw std::logic_error("loom: cat of no values");
+  return builder_of(values[0])->op("aten::cat", {values, dim});
+}
+Value stack(const std::vector<Value>& values, int64_t dim) {
+  if (values.empty()) throw std::logic_error("loom: stack of no values");
+  return builder_of(values[0])->op("aten::stack", {values, dim});
+}
+Value where(const Value& condition, const Value& a, const Value& b) {
+  same_builder(condition, a);
+  return same_builder(a, b)->op("aten::where.self", {condition, a, b});
+}
+
+// ---- HookPoint, ModuleRef ----------------------------------------------------
+
+Value HookPoint::value() const { return Value(builder_, builder_->read_node(point_)); }
+
+void HookPoint::set(const Value& v) const {
+  if (builder_of(v) != builder_) throw std::logic_error("loom: set() with a value from another trace");
+  graph::Node n;
+  n.kind = graph::NodeKind::kSet;
+  n.point = point_;
+  n.input = v.node();
+  builder_->add_node(std::move(n));
+}
+
+HookPoint ModuleRef::output(int32_t element) const {
+  graph::Point p{path_, graph::Io::kOutput, element, call_, invoke_};
+  return HookPoint(builder_, std::move(p));
+}
+
+HookPoint ModuleRef::input(int32_t arg) const {
+  graph::Point p{path_, graph::Io::kInput, arg, call_, invoke_};
+  return HookPoint(builder_, std::move(p));
+}
+
+ModuleRef ModuleRef::call(uint32_t n) const {
+  ModuleRef m = *this;
+  m.call_ = n;
+  return m;
+}
+
+// ---- Builder ---------------------------------------------------------------
+
+Builder::Builder(uint32_t invokes) { graph_.invokes = invokes; }
+
+ModuleRef Builder::module(const std::string& path, int32_t invoke) { return ModuleRef(this, path, invoke); }
+
+uint32_t Builder::add_node(graph::Node node) {
+  graph_.nodes.push_back(std::move(node));
+  return static_cast<uint32_t>(graph_.nodes.size() - 1);
+}
+
+uint32_t Builder::read_node(const graph::Point& point) {
+  auto [it, inserted] = reads_.emplace(point_key(point), 0);
+  if (inserted) {
+    graph::Node n;
+    n.kind = graph::NodeKind::kRead;
+    n.point = point;
+    it->second = add_node(std::move(n));
+  }
+  return it->second;
+}
+
+Value Builder::constant(graph::TensorData tensor) {
+  graph::Node n;
+  n.kind = graph::NodeKind::kConstant;
+  n.tensor = std::move(tensor);
+  return Value(this, add_node(std::move(n)));
+}
+
+Value Builder::scalar(double v) {
+  graph::TensorData t;
+  t.dtype = DType::kFloat32;
+  float f = static_cast<float>(v);
+  t.bytes.assign(reinterpret_cast<const char*>(&f), sizeof f);
+  return constant(std::move(t));
+}
+
+Value Builder::constant_ref(const std::string& sha256) {
+  graph::Node n;
+  n.kind = graph::NodeKind::kConstant;
+  n.content_sha256 = sha256;
+  return Value(this, add_node(std::move(n)));
+}
+
+Value Builder::op(const std::string& schema_name, std::vector<OpArg> args) {
+  graph::Node n;
+  n.kind = graph::NodeKind::kOp;
+  n.op = schema_name;
+  for (OpArg& a : args) n.args.push_back(std::move(a.arg));
+  return Value(this, add_node(std::move(n)));
+}
+
+Value Builder::stream(const std::string& callback, const Value& v) {
+  graph::Node n;
+  n.kind = graph::NodeKind::kStream;
+  n.input = v.node();
+  n.name = callback;
+  return Value(this, add_node(std::move(n)));
+}
+
+void Builder::log(const std::string& text, const Value& v) {
+  graph::Node n;
+  n.kind = graph::NodeKind::kLog;
+  n.input = v.node();
+  n.name = text;
+  add_node(std::move(n));
+}
+
+void Builder::stop(const Value& after) {
+  graph::Node n;
+  n.kind = graph::NodeKind::kStop;
+  n.input = after.node();
+  add_node(std::move(n));
+}
+
+}  // namespace loom

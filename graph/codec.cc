@@ -1,0 +1,291 @@
+#include "graph/codec.h"
+
+#include <capnp/serialize.h>
+#include <kj/exception.h>
+
+#include <cstring>
+
+#include "graph/sha256.h"
+
+namespace loom::graph {
+namespace {
+
+schema::DType to_wire(DType d) { return static_cast<schema::DType>(static_cast<uint16_t>(d)); }
+
+Result<DType> from_wire(schema::DType d) {
+  auto v = static_cast<uint16_t>(d);
+  if (v > static_cast<uint16_t>(DType::kBool)) {
+    return invalid_argument("unknown dtype enumerant " + std::to_string(v));
+  }
+  return static_cast<DType>(v);
+}
+
+void point_to_capnp(const Point& p, schema::Point::Builder b) {
+  b.setModule(p.module);
+  b.setIo(p.io == Io::kOutput ? schema::Io::OUTPUT : schema::Io::INPUT);
+  b.setIndex(p.index);
+  b.setCall(p.call);
+  b.setInvoke(p.invoke);
+}
+
+Result<Point> point_from_capnp(schema::Point::Reader r) {
+  Point p;
+  p.module = r.getModule().cStr();
+  switch (r.getIo()) {
+    case schema::Io::OUTPUT: p.io = Io::kOutput; break;
+    case schema::Io::INPUT: p.io = Io::kInput; break;
+    default: return invalid_argument("unknown io enumerant");
+  }
+  p.index = r.getIndex();
+  p.call = r.getCall();
+  p.invoke = r.getInvoke();
+  return p;
+}
+
+void arg_to_capnp(const Arg& a, schema::Arg::Builder b) {
+  switch (a.kind) {
+    case Arg::Kind::kNone: b.setNone(); break;
+    case Arg::Kind::kNode: b.setNode(a.node); break;
+    case Arg::Kind::kInt: b.setInt(a.i); break;
+    case Arg::Kind::kFloat: b.setFloat(a.f); break;
+    case Arg::Kind::kBool: b.setBool(a.b); break;
+    case Arg::Kind::kInts: {
+      auto l = b.initInts(a.ints.size());
+      for (size_t i = 0; i < a.ints.size(); ++i) l.set(i, a.ints[i]);
+      break;
+    }
+    case Arg::Kind::kFloats: {
+      auto l = b.initFloats(a.floats.size());
+      for (size_t i = 0; i < a.floats.size(); ++i) l.set(i, a.floats[i]);
+      break;
+    }
+    case Arg::Kind::kDType: b.setDtype(to_wire(a.dtype)); break;
+    case Arg::Kind::kStr: b.setStr(a.str); break;
+    case Arg::Kind::kNodes: {
+      auto l = b.initNodes(a.nodes.size());
+      for (size_t i = 0; i < a.nodes.size(); ++i) l.set(i, a.nodes[i]);
+      break;
+    }
+  }
+}
+
+Result<Arg> arg_from_capnp(schema::Arg::Reader r) {
+  switch (r.which()) {
+    case schema::Arg::NONE: return Arg::none();
+    case schema::Arg::NODE: return Arg::of_node(r.getNode());
+    case schema::Arg::INT: return Arg::of_int(r.getInt());
+    case schema::Arg::FLOAT: return Arg::of_float(r.getFloat());
+    case schema::Arg::BOOL: return Arg::of_bool(r.getBool());
+    case schema::Arg::INTS: {
+      std::vector<int64_t> v;
+      for (auto x : r.getInts()) v.push_back(x);
+      return Arg::of_ints(std::move(v));
+    }
+    case schema::Arg::FLOATS: {
+      std::vector<double> v;
+      for (auto x : r.getFloats()) v.push_back(x);
+      return Arg::of_floats(std::move(v));
+    }
+    case schema::Arg::DTYPE: {
+      LOOM_ASSIGN_OR_RETURN(DType d, from_wire(r.getDtype()));
+      return Arg::of_dtype(d);
+    }
+    case schema::Arg::STR: return Arg::of_str(r.getStr().cStr());
+    case schema::Arg::NODES: {
+      std::vector<uint32_t> v;
+      for (auto x : r.getNodes()) v.push_back(x);
+      return Arg::of_nodes(std::move(v));
+    }
+  }
+  return invalid_argument("unknown argument kind " + std::to_string(static_cast<int>(r.which())));
+}
+
+void node_to_capnp(const Node& n, schema::Node::Builder b) {
+  switch (n.kind) {
+    case NodeKind::kRead: point_to_capnp(n.point, b.initRead()); break;
+    case NodeKind::kSet: {
+      auto s = b.initSet();
+      point_to_capnp(n.point, s.initPoint());
+      s.setValue(n.input);
+      break;
+    }
+    case NodeKind::kOp: {
+      auto o = b.initOp();
+      o.setSchema(n.op);
+      auto args = o.initArgs(n.args.size());
+      for (size_t i = 0; i < n.args.size(); ++i) arg_to_capnp(n.args[i], args[i]);
+      break;
+    }
+    case NodeKind::kConstant:
+      if (!n.content_sha256.empty()) {
+        b.setConstantRef(n.content_sha256);
+      } else {
+        auto t = b.initConstant();
+        t.setDtype(to_wire(n.tensor.dtype));
+        auto shape = t.initShape(n.tensor.shape.size());
+        for (size_t i = 0; i < n.tensor.shape.size(); ++i) shape.set(i, n.tensor.shape[i]);
+        t.setBytes(kj::arrayPtr(reinterpret_cast<const kj::byte*>(n.tensor.bytes.data()),
+                                n.tensor.bytes.size()));
+      }
+      break;
+    case NodeKind::kSave: {
+      auto s = b.initSave();
+      s.setValue(n.input);
+      s.setName(n.name);
+      break;
+    }
+    case NodeKind::kStream: {
+      auto s = b.initStream();
+      s.setValue(n.input);
+      s.setCallback(n.name);
+      break;
+    }
+    case NodeKind::kLog: {
+      auto s = b.initLog();
+      s.setValue(n.input);
+      s.setText(n.name);
+      break;
+    }
+    case NodeKind::kStop: b.setStop(n.input); break;
+  }
+}
+
+Result<Node> node_from_capnp(schema::Node::Reader r) {
+  Node n;
+  switch (r.which()) {
+    case schema::Node::READ: {
+      n.kind = NodeKind::kRead;
+      LOOM_ASSIGN_OR_RETURN(n.point, point_from_capnp(r.getRead()));
+      return n;
+    }
+    case schema::Node::SET: {
+      n.kind = NodeKind::kSet;
+      LOOM_ASSIGN_OR_RETURN(n.point, point_from_capnp(r.getSet().getPoint()));
+      n.input = r.getSet().getValue();
+      return n;
+    }
+    case schema::Node::OP: {
+      n.kind = NodeKind::kOp;
+      n.op = r.getOp().getSchema().cStr();
+      for (auto a : r.getOp().getArgs()) {
+        LOOM_ASSIGN_OR_RETURN(Arg arg, arg_from_capnp(a));
+        n.args.push_back(std::move(arg));
+      }
+      return n;
+    }
+    case schema::Node::CONSTANT: {
+      n.kind = NodeKind::kConstant;
+      auto t = r.getConstant();
+      LOOM_ASSIGN_OR_RETURN(n.tensor.dtype, from_wire(t.getDtype()));
+      for (auto d : t.getShape()) n.tensor.shape.push_back(d);
+      auto bytes = t.getBytes();
+      n.tensor.bytes.assign(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+      return n;
+    }
+    case schema::Node::CONSTANT_REF:
+      n.kind = NodeKind::kConstant;
+      n.content_sha256 = r.getConstantRef().cStr();
+      return n;
+    case schema::Node::SAVE:
+      n.kind = NodeKind::kSave;
+      n.input = r.getSave().getValue();
+      n.name = r.getSave().getName().cStr();
+      return n;
+    case schema::Node::STREAM:
+      n.kind = NodeKind::kStream;
+      n.input = r.getStream().getValue();
+      n.name = r.getStream().getCallback().cStr();
+      return n;
+    case schema::Node::LOG:
+      n.kind = NodeKind::kLog;
+      n.input = r.getLog().getValue();
+      n.name = r.getLog().getText().cStr();
+      return n;
+    case schema::Node::STOP:
+      n.kind = NodeKind::kStop;
+      n.input = r.getStop();
+      return n;
+  }
+  return invalid_argument("unknown node kind " + std::to_string(static_cast<int>(r.which())) +
+                          " (sent by a newer client?)");
+}
+
+}  // namespace
+
+void to_capnp(const Graph& graph, schema::Graph::Builder out) {
+  out.setVersion(1);
+  out.setInvokes(graph.invokes);
+  auto nodes = out.initNodes(graph.nodes.size());
+  for (size_t i = 0; i < graph.nodes.size(); ++i) node_to_capnp(graph.nodes[i], nodes[i]);
+}
+
+Result<Graph> from_capnp(schema::Graph::Reader in) {
+  Graph g;
+  Status status;
+  // Text fields that are not valid (e.g. not NUL-terminated) throw kj exceptions.
+  kj::Maybe<kj::Exception> err = kj::runCatchingExceptions([&]() {
+    if (in.getVersion() != 1) {
+      status = invalid_argument("graph version " + std::to_string(in.getVersion()) +
+                                " is not supported (this build reads version 1)");
+      return;
+    }
+    g.invokes = in.getInvokes();
+    auto nodes = in.getNodes();
+    g.nodes.reserve(nodes.size());
+    for (uint32_t i = 0; i < nodes.size(); ++i) {
+      auto n = node_from_capnp(nodes[i]);
+      if (!n.ok()) {
+        status = n.status().with_context("node " + std::to_string(i));
+        return;
+      }
+      g.nodes.push_back(std::move(n).value());
+    }
+  });
+  KJ_IF_MAYBE(e, err) {
+    return invalid_argument(std::string("malformed graph: ") + e->getDescription().cStr());
+  }
+  if (!status.ok()) return status;
+  return g;
+}
+
+std::string encode_graph(const Graph& graph) {
+  capnp::MallocMessageBuilder message;
+  to_capnp(graph, message.initRoot<schema::Graph>());
+  auto words = capnp::messageToFlatArray(message);
+  auto bytes = words.asBytes();
+  return std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+}
+
+Result<Graph> decode_graph(const std::string& bytes, const DecodeLimits& limits) {
+  if (bytes.size() % sizeof(capnp::word) != 0) {
+    return invalid_argument("malformed graph: " + std::to_string(bytes.size()) +
+                            " bytes is not a whole number of 8-byte words (truncated?)");
+  }
+  // Copy into word-aligned memory: the reader requires alignment.
+  kj::Array<capnp::word> words = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
+  if (!bytes.empty()) std::memcpy(words.begin(), bytes.data(), bytes.size());
+  Result<Graph> result = invalid_argument("malformed graph");
+  kj::Maybe<kj::Exception> err = kj::runCatchingExceptions([&]() {
+    capnp::ReaderOptions options;
+    options.traversalLimitInWords = limits.traversal_limit_words;
+    options.nestingLimit = limits.nesting_limit;
+    capnp::FlatArrayMessageReader reader(words, options);
+    result = from_capnp(reader.getRoot<schema::Graph>());
+  });
+  KJ_IF_MAYBE(e, err) {
+    return invalid_argument(std::string("malformed graph: ") + e->getDescription().cStr());
+  }
+  return result;
+}
+
+std::string canonical_graph_bytes(const Graph& graph) {
+  capnp::MallocMessageBuilder message;
+  to_capnp(graph, message.initRoot<schema::Graph>());
+  auto words = capnp::canonicalize(message.getRoot<schema::Graph>().asReader());
+  auto bytes = words.asBytes();
+  return std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+}
+
+std::string graph_checksum(const Graph& graph) { return sha256_hex(canonical_graph_bytes(graph)); }
+
+}  // namespace loom::graph

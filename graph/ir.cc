@@ -1,0 +1,104 @@
+#include "graph/ir.h"
+
+namespace loom::graph {
+
+const char* dtype_name(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat32: return "F32";
+    case DType::kFloat64: return "F64";
+    case DType::kFloat16: return "F16";
+    case DType::kBFloat16: return "BF16";
+    case DType::kInt64: return "I64";
+    case DType::kInt32: return "I32";
+    case DType::kInt16: return "I16";
+    case DType::kInt8: return "I8";
+    case DType::kUInt8: return "U8";
+    case DType::kBool: return "BOOL";
+  }
+  return "?";
+}
+
+size_t dtype_size(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat64: case DType::kInt64: return 8;
+    case DType::kFloat32: case DType::kInt32: return 4;
+    case DType::kFloat16: case DType::kBFloat16: case DType::kInt16: return 2;
+    case DType::kInt8: case DType::kUInt8: case DType::kBool: return 1;
+  }
+  return 0;
+}
+
+std::string Point::to_string() const {
+  std::string s = module.empty() ? std::string("<root>") : module;
+  s += io == Io::kOutput ? ".output" : ".input";
+  if (index >= 0) s += "." + std::to_string(index);
+  if (call > 0) s += "@" + std::to_string(call);
+  if (invoke >= 0) s += " (invoke " + std::to_string(invoke) + ")";
+  return s;
+}
+
+const char* arg_kind_name(Arg::Kind kind) {
+  switch (kind) {
+    case Arg::Kind::kNone: return "None";
+    case Arg::Kind::kNode: return "node";
+    case Arg::Kind::kInt: return "int";
+    case Arg::Kind::kFloat: return "float";
+    case Arg::Kind::kBool: return "bool";
+    case Arg::Kind::kInts: return "int[]";
+    case Arg::Kind::kFloats: return "float[]";
+    case Arg::Kind::kDType: return "dtype";
+    case Arg::Kind::kStr: return "str";
+    case Arg::Kind::kNodes: return "node[]";
+  }
+  return "?";
+}
+
+const char* node_kind_name(NodeKind kind) {
+  switch (kind) {
+    case NodeKind::kRead: return "read";
+    case NodeKind::kSet: return "set";
+    case NodeKind::kOp: return "op";
+    case NodeKind::kConstant: return "constant";
+    case NodeKind::kSave: return "save";
+    case NodeKind::kStream: return "stream";
+    case NodeKind::kLog: return "log";
+    case NodeKind::kStop: return "stop";
+  }
+  return "?";
+}
+
+std::vector<uint32_t> Node::dependencies() const {
+  switch (kind) {
+    case NodeKind::kSet: case NodeKind::kSave: case NodeKind::kStream:
+    case NodeKind::kLog: case NodeKind::kStop:
+      return {input};
+    case NodeKind::kOp: {
+      std::vector<uint32_t> deps;
+      for (const Arg& a : args) {
+        if (a.kind == Arg::Kind::kNode) deps.push_back(a.node);
+        if (a.kind == Arg::Kind::kNodes) deps.insert(deps.end(), a.nodes.begin(), a.nodes.end());
+      }
+      return deps;
+    }
+    case NodeKind::kRead: case NodeKind::kConstant:
+      return {};
+  }
+  return {};
+}
+
+std::string describe_node(const Graph& graph, uint32_t index) {
+  std::string s = "node " + std::to_string(index);
+  if (index >= graph.nodes.size()) return s;
+  const Node& n = graph.nodes[index];
+  s += " (";
+  s += node_kind_name(n.kind);
+  switch (n.kind) {
+    case NodeKind::kRead: case NodeKind::kSet: s += " " + n.point.to_string(); break;
+    case NodeKind::kOp: s += " " + n.op; break;
+    case NodeKind::kSave: case NodeKind::kStream: s += " \"" + n.name + "\""; break;
+    default: break;
+  }
+  return s + ")";
+}
+
+}  // namespace loom::graph

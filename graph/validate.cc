@@ -1,0 +1,183 @@
+#include "graph/validate.h"
+
+#include <algorithm>
+#include <unordered_set>
+
+#include "graph/allowlist.h"
+
+namespace loom::graph {
+namespace {
+
+Status node_error(const Graph& g, uint32_t i, const std::string& msg) {
+  return invalid_argument(describe_node(g, i) + ": " + msg);
+}
+
+bool is_hex_sha256(const std::string& s) {
+  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+// The closest module path by shared prefix, for "did you mean" hints.
+std::string closest_module(const std::vector<std::string>& paths, const std::string& want) {
+  std::string best;
+  size_t best_len = 0;
+  for (const auto& p : paths) {
+    size_t n = 0;
+    while (n < p.size() && n < want.size() && p[n] == want[n]) ++n;
+    if (n > best_len) { best_len = n; best = p; }
+  }
+  return best;
+}
+
+Status check_point(const Graph& g, uint32_t i, const Point& p, const ValidateOptions& o) {
+  if (p.module.size() > o.limits.max_text_bytes) {
+    return node_error(g, i, "module path is " + std::to_string(p.module.size()) +
+                                " bytes, over the limit of " + std::to_string(o.limits.max_text_bytes));
+  }
+  if (p.invoke < -1 || (p.invoke >= 0 && static_cast<uint32_t>(p.invoke) >= g.invokes)) {
+    return node_error(g, i, "invoke " + std::to_string(p.invoke) + " does not exist (the trace has " +
+                                std::to_string(g.invokes) + " invoke(s))");
+  }
+  if (p.io == Io::kInput && p.index < 0) {
+    return node_error(g, i, "an input point needs an argument index >= 0, got " + std::to_string(p.index));
+  }
+  if (p.index < -1) return node_error(g, i, "element index " + std::to_string(p.index) + " is negative");
+  if (o.module_paths != nullptr &&
+      std::find(o.module_paths->begin(), o.module_paths->end(), p.module) == o.module_paths->end()) {
+    std::string hint = closest_module(*o.module_paths, p.module);
+    return node_error(g, i, "the model has no module \"" + p.module + "\"" +
+                                (hint.empty() ? "" : " (closest: \"" + hint + "\")"));
+  }
+  return Status();
+}
+
+Status check_tensor(const Graph& g, uint32_t i, const TensorData& t, const GraphLimits& limits) {
+  if (t.shape.size() > limits.max_rank) {
+    return node_error(g, i, "constant has rank " + std::to_string(t.shape.size()) + ", over the limit of " +
+                                std::to_string(limits.max_rank));
+  }
+  uint64_t numel = 1;
+  for (int64_t d : t.shape) {
+    if (d < 0) return node_error(g, i, "constant has negative dimension " + std::to_string(d));
+    if (d > 0 && numel > (UINT64_MAX / 16) / static_cast<uint64_t>(d)) {
+      return node_error(g, i, "constant shape overflows");
+    }
+    numel *= static_cast<uint64_t>(d);
+  }
+  uint64_t need = numel * dtype_size(t.dtype);
+  if (need != t.bytes.size()) {
+    return node_error(g, i, std::string("constant of dtype ") + dtype_name(t.dtype) + " needs " +
+                                std::to_string(need) + " bytes for its shape but carries " +
+                                std::to_string(t.bytes.size()));
+  }
+  return Status();
+}
+
+}  // namespace
+
+bool node_has_value(NodeKind kind) {
+  switch (kind) {
+    case NodeKind::kRead: case NodeKind::kOp: case NodeKind::kConstant:
+    case NodeKind::kStream: case NodeKind::kSave:
+      return true;
+    case NodeKind::kSet: case NodeKind::kLog: case NodeKind::kStop:
+      return false;
+  }
+  return false;
+}
+
+Status validate(const Graph& g, const ValidateOptions& o) {
+  const GraphLimits& limits = o.limits;
+  if (g.invokes == 0) return invalid_argument("graph has 0 invokes; it needs at least 1");
+  if (g.invokes > limits.max_invokes) {
+    return resource_exhausted("graph has " + std::to_string(g.invokes) + " invokes, over the limit of " +
+                              std::to_string(limits.max_invokes));
+  }
+  if (g.nodes.size() > limits.max_nodes) {
+    return resource_exhausted("graph has " + std::to_string(g.nodes.size()) + " nodes, over the limit of " +
+                              std::to_string(limits.max_nodes));
+  }
+  uint64_t inline_bytes = 0;
+  std::unordered_set<std::string> save_names;
+  for (uint32_t i = 0; i < g.nodes.size(); ++i) {
+    const Node& n = g.nodes[i];
+    for (uint32_t dep : n.dependencies()) {
+      if (dep >= g.nodes.size()) {
+        return node_error(g, i, "refers to node " + std::to_string(dep) + ", which does not exist (the graph has " +
+                                    std::to_string(g.nodes.size()) + " nodes)");
+      }
+      if (dep >= i) {
+        return node_error(g, i, "refers to node " + std::to_string(dep) +
+                                    ", which does not come before it (a cycle or forward reference)");
+      }
+      if (!node_has_value(g.nodes[dep].kind)) {
+        return node_error(g, i, "uses " + describe_node(g, dep) + ", which has no value");
+      }
+    }
+    switch (n.kind) {
+      case NodeKind::kRead: case NodeKind::kSet:
+        LOOM_RETURN_IF_ERROR(check_point(g, i, n.point, o));
+        break;
+      case NodeKind::kOp: {
+        if (n.op.size() > limits.max_text_bytes) return node_error(g, i, "op name too long");
+        if (n.args.size() > limits.max_args) {
+          return node_error(g, i, "has " + std::to_string(n.args.size()) + " arguments, over the limit of " +
+                                      std::to_string(limits.max_args));
+        }
+        for (const Arg& a : n.args) {
+          size_t len = a.ints.size() + a.floats.size() + a.nodes.size();
+          if (len > limits.max_list_length) {
+            return node_error(g, i, "a list argument has " + std::to_string(len) + " elements, over the limit of " +
+                                        std::to_string(limits.max_list_length));
+          }
+          if (a.str.size() > limits.max_text_bytes) return node_error(g, i, "a string argument is too long");
+        }
+        if (o.op_checker != nullptr) {
+          Status s = o.op_checker->check(n, g);
+          if (!s.ok()) return Status(s.code(), describe_node(g, i) + ": " + s.message());
+        } else if (!is_allowlisted_op(n.op)) {
+          return node_error(g, i, "op \"" + n.op + "\" is not on the allowlist");
+        }
+        break;
+      }
+      case NodeKind::kConstant:
+        if (!n.content_sha256.empty()) {
+          if (!is_hex_sha256(n.content_sha256)) {
+            return node_error(g, i, "content reference \"" + n.content_sha256.substr(0, 80) +
+                                        "\" is not a lowercase hex SHA-256");
+          }
+          break;
+        }
+        LOOM_RETURN_IF_ERROR(check_tensor(g, i, n.tensor, limits));
+        inline_bytes += n.tensor.bytes.size();
+        if (inline_bytes > limits.max_inline_constant_bytes) {
+          return Status(StatusCode::kResourceExhausted,
+                        describe_node(g, i) + ": inline constants total " + std::to_string(inline_bytes) +
+                            " bytes, over the limit of " + std::to_string(limits.max_inline_constant_bytes) +
+                            " (upload large tensors once and refer to them by SHA-256)");
+        }
+        break;
+      case NodeKind::kSave:
+        if (n.name.empty()) return node_error(g, i, "save name is empty");
+        if (n.name.size() > limits.max_text_bytes) return node_error(g, i, "save name is too long");
+        if (n.name == "__metadata__") return node_error(g, i, "save name \"__metadata__\" is reserved");
+        if (!save_names.insert(n.name).second) {
+          return node_error(g, i, "save name \"" + n.name + "\" is used twice");
+        }
+        break;
+      case NodeKind::kStream:
+        if (n.name.empty()) return node_error(g, i, "stream callback name is empty");
+        if (n.name.size() > limits.max_text_bytes) return node_error(g, i, "stream callback name is too long");
+        break;
+      case NodeKind::kLog:
+        if (n.name.size() > limits.max_text_bytes) return node_error(g, i, "log text is too long");
+        break;
+      case NodeKind::kStop:
+        break;
+    }
+  }
+  return Status();
+}
+
+}  // namespace loom::graph

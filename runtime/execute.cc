@@ -1,0 +1,91 @@
+#include "runtime/execute.h"
+
+#include <ATen/ATen.h>
+
+#include "runtime/interleaver.h"
+#include "runtime/ops.h"
+
+namespace loom::runtime {
+namespace {
+
+// Concatenates the invokes' inputs position by position along dim 0.
+Result<std::vector<c10::IValue>> batch_inputs(const std::vector<std::vector<c10::IValue>>& invokes,
+                                              std::vector<int64_t>& rows) {
+  if (invokes.size() == 1) {
+    const auto& in = invokes[0];
+    rows.push_back(!in.empty() && in[0].isTensor() && in[0].toTensor().dim() > 0 ? in[0].toTensor().size(0) : 1);
+    return in;
+  }
+  const size_t positions = invokes[0].size();
+  for (size_t i = 0; i < invokes.size(); ++i) {
+    if (invokes[i].size() != positions) {
+      return invalid_argument("invoke " + std::to_string(i) + " has " + std::to_string(invokes[i].size()) +
+                              " inputs but invoke 0 has " + std::to_string(positions));
+    }
+  }
+  std::vector<c10::IValue> out;
+  for (size_t p = 0; p < positions; ++p) {
+    std::vector<at::Tensor> parts;
+    for (size_t i = 0; i < invokes.size(); ++i) {
+      const c10::IValue& v = invokes[i][p];
+      if (!v.isTensor() || v.toTensor().dim() == 0) {
+        return invalid_argument("invoke " + std::to_string(i) + " input " + std::to_string(p) +
+                                ": batching several invokes needs tensors with a batch dimension");
+      }
+      int64_t r = v.toTensor().size(0);
+      if (p == 0) {
+        rows.push_back(r);
+      } else if (r != rows[i]) {
+        return invalid_argument("invoke " + std::to_string(i) + " input " + std::to_string(p) + " has " +
+                                std::to_string(r) + " rows but its input 0 has " + std::to_string(rows[i]));
+      }
+      parts.push_back(v.toTensor());
+    }
+    try {
+      out.emplace_back(at::cat(parts, 0));
+    } catch (const c10::Error& e) {
+      return invalid_argument("input " + std::to_string(p) + ": the invokes' tensors cannot be batched: " +
+                              e.what_without_backtrace());
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Status validate_for_model(const graph::Graph& graph, const Model& model, const graph::GraphLimits& limits) {
+  AtenOpChecker checker;
+  graph::ValidateOptions options;
+  options.limits = limits;
+  options.module_paths = &model.module_paths();
+  options.op_checker = &checker;
+  return graph::validate(graph, options);
+}
+
+Result<RunOutput> execute(Model& model, const graph::Graph& graph,
+                          const std::vector<std::vector<c10::IValue>>& invoke_inputs, const ExecOptions& options) {
+  LOOM_RETURN_IF_ERROR(validate_for_model(graph, model, options.limits.graph));
+  if (invoke_inputs.size() != graph.invokes) {
+    return invalid_argument("the graph has " + std::to_string(graph.invokes) + " invoke(s) but " +
+                            std::to_string(invoke_inputs.size()) + " input set(s) were given");
+  }
+  std::vector<int64_t> rows;
+  LOOM_ASSIGN_OR_RETURN(std::vector<c10::IValue> inputs, batch_inputs(invoke_inputs, rows));
+  LOOM_ASSIGN_OR_RETURN(std::unique_ptr<Interleaver> interleaver,
+                        Interleaver::create(model, graph, std::move(rows), options));
+  LOOM_RETURN_IF_ERROR(interleaver->start());
+  c10::IValue out;
+  std::exception_ptr error;
+  try {
+    out = model.forward(std::move(inputs), interleaver.get());
+  } catch (...) {
+    error = std::current_exception();
+  }
+  LOOM_RETURN_IF_ERROR(interleaver->finish(error));
+  RunOutput result = interleaver->take_output();
+  result.stopped_early = interleaver->stopped();
+  if (!result.stopped_early) result.output = std::move(out);
+  return result;
+}
+
+}  // namespace loom::runtime

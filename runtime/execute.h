@@ -1,0 +1,65 @@
+// Running a graph against a model: the entry point of local execution and
+// of the server's executors.
+//
+// execute() validates the graph against the model, batches the invokes'
+// inputs into one forward pass, runs the Interleaver beside it, and returns
+// the saved values. Failures are Statuses naming the node; nothing throws.
+// Thread safety: one execute() per model at a time (see Model).
+#pragma once
+
+#include <ATen/core/ivalue.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "graph/ir.h"
+#include "graph/status.h"
+#include "graph/validate.h"
+#include "runtime/model.h"
+#include "runtime/safetensors.h"
+
+namespace loom::runtime {
+
+// Per-run limits: exceeding one fails the run with RESOURCE_EXHAUSTED or
+// DEADLINE_EXCEEDED and a message naming the limit; never a crash.
+struct Limits {
+  graph::GraphLimits graph;                          // nodes, args, inline constants
+  uint64_t max_saved_bytes = 2ull << 30;             // all saves together
+  uint64_t max_intermediate_bytes = 8ull << 30;      // op results computed during the run
+  std::chrono::milliseconds max_wall_time{10 * 60 * 1000};
+};
+
+// A client callback for stream nodes: gets the value, returns the reply.
+using StreamHandler = std::function<Result<c10::IValue>(const std::string& callback, const c10::IValue& value)>;
+using LogHandler = std::function<void(const std::string& text, const c10::IValue& value)>;
+// Resolves a constant uploaded earlier by its content SHA-256.
+using ContentResolver = std::function<Result<at::Tensor>(const std::string& sha256)>;
+
+struct ExecOptions {
+  Limits limits;
+  StreamHandler on_stream;          // required when the graph has stream nodes
+  LogHandler on_log;                // log nodes are dropped when unset
+  ContentResolver resolve_content;  // required when the graph has constant refs
+  const std::atomic<bool>* cancel = nullptr;  // checked at every hook point
+};
+
+struct RunOutput {
+  std::vector<NamedTensor> saved;  // in save-node order, on the CPU
+  c10::IValue output;              // the model's output (None when stopped early)
+  bool stopped_early = false;
+  uint64_t saved_bytes = 0;
+};
+
+// Every input of invoke i is inputs[i][position]; with several invokes,
+// position p of every invoke is concatenated along dim 0.
+Result<RunOutput> execute(Model& model, const graph::Graph& graph,
+                          const std::vector<std::vector<c10::IValue>>& invoke_inputs,
+                          const ExecOptions& options = {});
+
+// Validates `graph` against `model` (module paths, ops and argument types).
+Status validate_for_model(const graph::Graph& graph, const Model& model, const graph::GraphLimits& limits = {});
+
+}  // namespace loom::runtime

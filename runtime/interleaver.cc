@@ -1,0 +1,352 @@
+#include "runtime/interleaver.h"
+
+#include <ATen/ATen.h>
+#include <c10/util/Exception.h>
+
+#include <algorithm>
+#include <functional>
+
+#include "runtime/tensor_data.h"
+
+namespace loom::runtime {
+namespace {
+
+// Thrown to unwind the model's forward pass; the reason is in status_ or stopped_.
+struct Unwind : std::exception {
+  const char* what() const noexcept override { return "loom: forward pass unwound by the interleaver"; }
+};
+
+std::string short_message(const std::exception& e) {
+  std::string m;
+  if (auto* c = dynamic_cast<const c10::Error*>(&e)) {
+    m = c->what_without_backtrace();
+  } else {
+    m = e.what();
+  }
+  if (m.size() > 4000) m = m.substr(0, 4000) + "...";
+  while (!m.empty() && (m.back() == '\n' || m.back() == ' ')) m.pop_back();
+  return m;
+}
+
+bool runnable(graph::NodeKind k) {
+  return k == graph::NodeKind::kOp || k == graph::NodeKind::kSave || k == graph::NodeKind::kStream ||
+         k == graph::NodeKind::kLog || k == graph::NodeKind::kStop;
+}
+
+}  // namespace
+
+Interleaver::Interleaver(const Model& model, const graph::Graph& graph, const ExecOptions& options)
+    : model_(model), graph_(graph), options_(options) {}
+
+Result<std::unique_ptr<Interleaver>> Interleaver::create(const Model& model, const graph::Graph& graph,
+                                                         std::vector<int64_t> batch_rows,
+                                                         const ExecOptions& options) {
+  std::unique_ptr<Interleaver> il(new Interleaver(model, graph, options));
+  il->deadline_ = std::chrono::steady_clock::now() + options.limits.max_wall_time;
+  for (int64_t rows : batch_rows) {
+    il->row_start_.push_back(il->total_rows_);
+    il->row_count_.push_back(rows);
+    il->total_rows_ += rows;
+  }
+  const size_t n = graph.nodes.size();
+  il->ops_.resize(n);
+  il->values_.resize(n);
+  il->done_.assign(n, 0);
+  il->waiting_.assign(n, 0);
+  il->dependents_.resize(n);
+  const size_t modules = model.module_paths().size();
+  il->sites_.resize(modules);
+  il->calls_.assign(modules, 0);
+  il->interested_.assign(modules, 0);
+  for (uint32_t i = 0; i < n; ++i) {
+    const graph::Node& node = graph.nodes[i];
+    std::vector<uint32_t> deps = node.dependencies();
+    std::sort(deps.begin(), deps.end());
+    deps.erase(std::unique(deps.begin(), deps.end()), deps.end());
+    il->waiting_[i] = static_cast<uint32_t>(deps.size());
+    for (uint32_t d : deps) il->dependents_[d].push_back(i);
+    if (node.kind == graph::NodeKind::kOp) {
+      auto op = ResolvedOp::resolve(node);
+      if (!op.ok()) return op.status().with_context(describe_node(graph, i));
+      il->ops_[i] = std::move(op).value();
+    }
+    if (node.kind == graph::NodeKind::kRead || node.kind == graph::NodeKind::kSet) {
+      const graph::Point& p = node.point;
+      int id = model.module_id(p.module);
+      if (id < 0) return invalid_argument(describe_node(graph, i) + ": the model has no module \"" + p.module + "\"");
+      il->interested_[id] = 1;
+      auto& sites = il->sites_[id];
+      auto it = std::find_if(sites.begin(), sites.end(), [&](const Site& s) {
+        return s.io == p.io && s.index == p.index && s.call == p.call && s.invoke == p.invoke;
+      });
+      if (it == sites.end()) it = sites.insert(sites.end(), Site{p.io, p.index, p.call, p.invoke, {}, {}});
+      (node.kind == graph::NodeKind::kRead ? it->reads : it->sets).push_back(i);
+    }
+  }
+  return il;
+}
+
+Status Interleaver::start() {
+  try {
+    at::Device device(model_.device());
+    for (uint32_t i = 0; i < graph_.nodes.size(); ++i) {
+      const graph::Node& node = graph_.nodes[i];
+      if (node.kind != graph::NodeKind::kConstant) continue;
+      Result<at::Tensor> t = invalid_argument("unresolved");
+      if (node.content_sha256.empty()) {
+        t = to_tensor(node.tensor);
+      } else if (options_.resolve_content) {
+        t = options_.resolve_content(node.content_sha256);
+      } else {
+        t = not_found("content " + node.content_sha256 + " was never uploaded");
+      }
+      if (!t.ok()) return t.status().with_context(describe_node(graph_, i));
+      values_[i] = t->to(device);
+      complete(i);
+    }
+    for (uint32_t i = 0; i < graph_.nodes.size(); ++i) {
+      if (!done_[i] && waiting_[i] == 0 && runnable(graph_.nodes[i].kind)) {
+        ready_.push_back(i);
+        std::push_heap(ready_.begin(), ready_.end(), std::greater<>());
+      }
+    }
+    run_ready();
+  } catch (const Unwind&) {
+    return status_;
+  }
+  return Status();
+}
+
+void Interleaver::check_deadline() {
+  if (options_.cancel != nullptr && options_.cancel->load(std::memory_order_relaxed)) {
+    fail(cancelled("the run was cancelled"));
+  }
+  if (std::chrono::steady_clock::now() > deadline_) {
+    fail(deadline_exceeded("the run passed its wall-time limit of " +
+                           std::to_string(options_.limits.max_wall_time.count()) + " ms"));
+  }
+}
+
+void Interleaver::on_input(int module_id, int arg, c10::IValue& value) {
+  check_deadline();
+  if (!interested_[module_id]) return;
+  std::vector<Site*> matched;
+  for (Site& s : sites_[module_id]) {
+    if (s.io == graph::Io::kInput && s.index == arg && s.call == calls_[module_id]) matched.push_back(&s);
+  }
+  for (Site* s : matched) fire(*s, value);
+  if (stop_requested_) { stopped_ = true; throw Unwind(); }
+}
+
+void Interleaver::on_output(int module_id, c10::IValue& value) {
+  check_deadline();
+  if (!interested_[module_id]) return;
+  const uint32_t call = calls_[module_id]++;
+  for (Site& s : sites_[module_id]) {
+    if (s.io == graph::Io::kOutput && s.call == call) fire(s, value);
+  }
+  if (stop_requested_) { stopped_ = true; throw Unwind(); }
+}
+
+void Interleaver::fire(Site& site, c10::IValue& value) {
+  const bool element = site.io == graph::Io::kOutput && site.index >= 0;
+  const uint32_t first = !site.reads.empty() ? site.reads[0] : site.sets[0];
+  c10::IValue part;
+  if (element) {
+    if (!value.isTuple()) {
+      fail(invalid_argument(describe_node(graph_, first) + ": the output of \"" + module_name(first) + "\" is a " +
+                            value.tagKind() + ", not a tuple: drop the element index"));
+    }
+    const auto& elems = value.toTupleRef().elements();
+    if (static_cast<size_t>(site.index) >= elems.size()) {
+      fail(invalid_argument(describe_node(graph_, first) + ": the output of \"" + module_name(first) + "\" has " +
+                            std::to_string(elems.size()) + " elements, no element " + std::to_string(site.index)));
+    }
+    part = elems[site.index];
+  }
+  c10::IValue& target = element ? part : value;
+  const bool rows = site.invoke >= 0 && graph_.invokes > 1;
+  for (uint32_t r : site.reads) {
+    if (rows) {
+      if (!target.isTensor() || target.toTensor().dim() == 0 || target.toTensor().size(0) != total_rows_) {
+        fail(invalid_argument(describe_node(graph_, r) + ": cannot take invoke " + std::to_string(site.invoke) +
+                              "'s rows: the value is not a tensor whose dim 0 is the batch (" +
+                              std::to_string(total_rows_) + " rows)"));
+      }
+      values_[r] = target.toTensor().narrow(0, row_start_[site.invoke], row_count_[site.invoke]);
+    } else {
+      values_[r] = target;
+    }
+    complete(r);
+  }
+  run_ready();
+  if (site.sets.empty()) return;
+  for (uint32_t s : site.sets) apply_set(site, s, target);
+  if (element) {
+    std::vector<c10::IValue> elems = value.toTupleRef().elements().vec();
+    elems[site.index] = std::move(part);
+    value = c10::ivalue::Tuple::create(std::move(elems));
+  }
+}
+
+void Interleaver::apply_set(const Site& site, uint32_t node, c10::IValue& target) {
+  const graph::Node& set = graph_.nodes[node];
+  if (!done_[set.input]) {
+    int64_t r = blocking_read(set.input);
+    std::string why = r < 0 ? describe_node(graph_, set.input) + " has not run"
+                            : describe_node(graph_, static_cast<uint32_t>(r)) + ", which is not available yet: module \"" +
+                                  graph_.nodes[r].point.module + "\" runs after \"" + set.point.module + "\"";
+    fail(invalid_argument(describe_node(graph_, node) + ": needs " + why + " (a value can only be used after the module that produces it)"));
+  }
+  const c10::IValue& v = values_[set.input];
+  if (site.invoke >= 0 && graph_.invokes > 1) {
+    if (!target.isTensor() || !v.isTensor() || target.toTensor().dim() == 0 ||
+        target.toTensor().size(0) != total_rows_) {
+      fail(invalid_argument(describe_node(graph_, node) + ": can only set invoke rows of a tensor whose dim 0 is the batch"));
+    }
+    try {
+      at::Tensor t = target.toTensor().clone();
+      t.narrow(0, row_start_[site.invoke], row_count_[site.invoke]).copy_(v.toTensor());
+      target = t;
+    } catch (const std::exception& e) {
+      fail(invalid_argument(describe_node(graph_, node) + ": " + short_message(e)));
+    }
+  } else {
+    target = v;
+  }
+  done_[node] = 1;
+}
+
+void Interleaver::complete(uint32_t node) {
+  done_[node] = 1;
+  for (uint32_t d : dependents_[node]) {
+    if (--waiting_[d] == 0 && runnable(graph_.nodes[d].kind)) {
+      ready_.push_back(d);
+      std::push_heap(ready_.begin(), ready_.end(), std::greater<>());
+    }
+  }
+}
+
+void Interleaver::run_ready() {
+  while (!ready_.empty()) {
+    std::pop_heap(ready_.begin(), ready_.end(), std::greater<>());
+    uint32_t n = ready_.back();
+    ready_.pop_back();
+    run_node(n);
+  }
+}
+
+void Interleaver::run_node(uint32_t n) {
+  const graph::Node& node = graph_.nodes[n];
+  const Limits& limits = options_.limits;
+  switch (node.kind) {
+    case graph::NodeKind::kOp: {
+      std::vector<uint32_t> deps = node.dependencies();
+      std::vector<const c10::IValue*> args;
+      args.reserve(deps.size());
+      for (uint32_t d : deps) args.push_back(&values_[d]);
+      try {
+        values_[n] = ops_[n].call(node, args);
+      } catch (const std::exception& e) {
+        fail(invalid_argument(describe_node(graph_, n) + ": " + short_message(e)));
+      }
+      if (values_[n].isTensor()) intermediate_bytes_ += values_[n].toTensor().nbytes();
+      if (intermediate_bytes_ > limits.max_intermediate_bytes) {
+        fail(resource_exhausted(describe_node(graph_, n) + ": op results total " + std::to_string(intermediate_bytes_) +
+                                " bytes, over the run's limit of " + std::to_string(limits.max_intermediate_bytes)));
+      }
+      break;
+    }
+    case graph::NodeKind::kSave: {
+      const c10::IValue& v = values_[node.input];
+      if (!v.isTensor()) {
+        fail(invalid_argument(describe_node(graph_, n) + ": can only save a tensor, got a " + v.tagKind() +
+                              " (take a tuple's element with output(K))"));
+      }
+      const at::Tensor& t = v.toTensor();
+      output_.saved_bytes += t.nbytes();
+      if (output_.saved_bytes > limits.max_saved_bytes) {
+        fail(resource_exhausted(describe_node(graph_, n) + ": saved values total " + std::to_string(output_.saved_bytes) +
+                                " bytes, over the run's limit of " + std::to_string(limits.max_saved_bytes)));
+      }
+      // A copy: the model may reuse the memory, and a saved slice must not pin its base.
+      output_.saved.push_back({node.name, t.device().is_cpu() ? t.clone() : t.to(at::kCPU)});
+      values_[n] = v;
+      break;
+    }
+    case graph::NodeKind::kStream: {
+      if (!options_.on_stream) {
+        fail(failed_precondition(describe_node(graph_, n) + ": no handler is registered for stream callback \"" +
+                                 node.name + "\""));
+      }
+      Result<c10::IValue> reply = options_.on_stream(node.name, values_[node.input]);
+      if (!reply.ok()) fail(reply.status().with_context(describe_node(graph_, n)));
+      values_[n] = std::move(reply).value();
+      if (values_[n].isTensor()) values_[n] = values_[n].toTensor().to(at::Device(model_.device()));
+      break;
+    }
+    case graph::NodeKind::kLog:
+      if (options_.on_log) options_.on_log(node.name, values_[node.input]);
+      break;
+    case graph::NodeKind::kStop:
+      stop_requested_ = true;
+      break;
+    default:
+      break;
+  }
+  complete(n);
+}
+
+int64_t Interleaver::blocking_read(uint32_t node) const {
+  if (done_[node]) return -1;
+  if (graph_.nodes[node].kind == graph::NodeKind::kRead) return node;
+  for (uint32_t d : graph_.nodes[node].dependencies()) {
+    int64_t r = blocking_read(d);
+    if (r >= 0) return r;
+  }
+  return -1;
+}
+
+std::string Interleaver::module_name(int node) const {
+  const std::string& m = graph_.nodes[node].point.module;
+  return m.empty() ? "<root>" : m;
+}
+
+void Interleaver::fail(Status status) {
+  if (status_.ok()) status_ = std::move(status);
+  throw Unwind();
+}
+
+Status Interleaver::finish(std::exception_ptr forward_error) {
+  if (!status_.ok()) return status_;
+  if (forward_error && !stopped_) {
+    try {
+      std::rethrow_exception(forward_error);
+    } catch (const std::exception& e) {
+      return invalid_argument("the model's forward pass failed: " + short_message(e));
+    } catch (...) {
+      return internal_error("the model's forward pass failed with a non-standard exception");
+    }
+  }
+  for (uint32_t i = 0; i < graph_.nodes.size(); ++i) {
+    const graph::Node& node = graph_.nodes[i];
+    if (done_[i]) continue;
+    if (node.kind != graph::NodeKind::kSet && node.kind != graph::NodeKind::kSave) continue;
+    const std::string why_stop = stopped_ ? " before the run was stopped by a stop node" : "";
+    int64_t r = node.kind == graph::NodeKind::kSet ? i : blocking_read(i);
+    if (r < 0) return internal_error(describe_node(graph_, i) + ": did not run");
+    const graph::Point& p = graph_.nodes[r].point;
+    int id = model_.module_id(p.module);
+    std::string ran = " (module \"" + p.module + "\" ran " + std::to_string(calls_[id]) + " time(s)" + why_stop + ")";
+    if (node.kind == graph::NodeKind::kSet) {
+      return invalid_argument(describe_node(graph_, i) + ": never applied: its hook point was not reached" + ran);
+    }
+    return invalid_argument(describe_node(graph_, i) + ": has no value: it needs " +
+                            describe_node(graph_, static_cast<uint32_t>(r)) + ", whose hook point was not reached" + ran);
+  }
+  return Status();
+}
+
+RunOutput Interleaver::take_output() { return std::move(output_); }
+
+}  // namespace loom::runtime

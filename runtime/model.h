@@ -1,0 +1,67 @@
+// A model loom can run graphs against: its module tree (hook points) and a
+// forward pass that calls a HookSink at every module's inputs and outputs.
+//
+// Two kinds load from standard files (load_model): a TorchScript archive
+// (torch.jit.trace or torch.jit.script output) and a Hugging Face GPT-2
+// checkpoint directory (config.json + model.safetensors).
+//
+// Thread safety: forward() may be called from one thread at a time per
+// model (the per-device executor); module_paths() is immutable after load.
+#pragma once
+
+#include <ATen/core/ivalue.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "graph/status.h"
+
+namespace loom::runtime {
+
+// Receives hook points during a forward pass. Modules are named by id: the
+// index into Model::module_paths() (0 is the root, path ""). A sink may
+// replace the value in place; it reports failure by throwing (the model's
+// forward unwinds; the sink remembers why).
+class HookSink {
+ public:
+  virtual ~HookSink() = default;
+  virtual void on_input(int module_id, int arg, c10::IValue& value) = 0;
+  virtual void on_output(int module_id, c10::IValue& value) = 0;
+};
+
+class Model {
+ public:
+  virtual ~Model() = default;
+
+  // Every module by dotted path, as named_modules() gives them; [0] is "".
+  const std::vector<std::string>& module_paths() const { return paths_; }
+  // -1 when the model has no such module.
+  int module_id(std::string_view path) const;
+
+  // Runs forward(inputs...) with hooks reported to `sink` (nullptr: none).
+  // Exceptions from the model or the sink propagate.
+  virtual c10::IValue forward(std::vector<c10::IValue> inputs, HookSink* sink) = 0;
+
+  virtual std::string kind() const = 0;  // "torchscript" or "gpt2"
+  // "cpu", "cuda:0": where parameters live and inputs are moved.
+  virtual std::string device() const = 0;
+
+ protected:
+  void set_module_paths(std::vector<std::string> paths);
+
+ private:
+  std::vector<std::string> paths_;
+  std::unordered_map<std::string, int> ids_;
+};
+
+struct ModelOptions {
+  std::string device = "cpu";  // "cuda:N" where present
+};
+
+// A directory is a GPT-2 checkpoint; a file is a TorchScript archive.
+Result<std::unique_ptr<Model>> load_model(const std::string& path, const ModelOptions& options = {});
+
+}  // namespace loom::runtime

@@ -1,0 +1,540 @@
+#include "runtime/safetensors.h"
+
+#include <ATen/ATen.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <tuple>
+
+#include "runtime/internal/safetensors_stream.h"
+
+// Tensor bytes are copied as they lie in memory; safetensors stores them
+// little-endian. A big-endian host would need byte swapping here.
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "safetensors I/O assumes a little-endian host");
+
+namespace loom::runtime {
+namespace {
+
+using Json = nlohmann::json;
+
+struct DtypeInfo {
+  const char* name;
+  at::ScalarType type;
+  uint64_t itemsize;
+};
+
+constexpr DtypeInfo kDtypes[] = {
+    {"F64", at::kDouble, 8}, {"F32", at::kFloat, 4}, {"F16", at::kHalf, 2},  {"BF16", at::kBFloat16, 2},
+    {"I64", at::kLong, 8},   {"I32", at::kInt, 4},   {"I16", at::kShort, 2}, {"I8", at::kChar, 1},
+    {"U8", at::kByte, 1},    {"BOOL", at::kBool, 1},
+};
+
+// Real tensors have a handful of dims; a header with thousands is hostile and
+// would only make at::empty allocate large size arrays.
+constexpr size_t kMaxRank = 64;
+constexpr uint64_t kMaxBytes = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+constexpr char kMetadataKey[] = "__metadata__";
+
+const DtypeInfo* dtype_by_name(const std::string& name) {
+  for (const DtypeInfo& d : kDtypes) {
+    if (name == d.name) return &d;
+  }
+  return nullptr;
+}
+
+const DtypeInfo* dtype_by_type(at::ScalarType type) {
+  for (const DtypeInfo& d : kDtypes) {
+    if (type == d.type) return &d;
+  }
+  return nullptr;
+}
+
+std::string supported_dtypes() {
+  std::string out;
+  for (const DtypeInfo& d : kDtypes) {
+    if (!out.empty()) out += ", ";
+    out += d.name;
+  }
+  return out;
+}
+
+// A name as it appears in messages: JSON-quoted, so control characters and
+// invalid UTF-8 stay readable.
+std::string json_quoted(const std::string& s) {
+  return Json(s).dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+template <typename T>
+std::string list_str(const std::vector<T>& values) {
+  std::string out = "[";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i) out += ", ";
+    out += std::to_string(values[i]);
+  }
+  return out + "]";
+}
+
+std::string offsets_str(uint64_t begin, uint64_t end) {
+  return "[" + std::to_string(begin) + ", " + std::to_string(end) + "]";
+}
+
+// numel x itemsize, or false when it does not fit in an int64 byte count.
+bool byte_size(const std::vector<int64_t>& shape, uint64_t itemsize, uint64_t* out) {
+  uint64_t n = itemsize;
+  for (int64_t dim : shape) {
+    if (dim < 0 || __builtin_mul_overflow(n, static_cast<uint64_t>(dim), &n)) return false;
+  }
+  if (n > kMaxBytes) return false;
+  *out = n;
+  return true;
+}
+
+uint64_t read_le64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+
+std::string le64_bytes(uint64_t v) {
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+  return out;
+}
+
+Status io_error(const std::string& what, const std::string& path, int err) {
+  std::string msg = path + ": " + what + ": " + std::strerror(err);
+  switch (err) {
+    case ENOENT:
+    case ENOTDIR: return not_found(msg);
+    case EACCES:
+    case EPERM:
+    case EROFS: return Status(StatusCode::kPermissionDenied, msg);
+    case ENOSPC:
+    case EDQUOT:
+    case EFBIG: return resource_exhausted(msg);
+    default: return invalid_argument(msg);
+  }
+}
+
+// One tensor's entry in a header, checked against the data section.
+struct Entry {
+  std::string name;
+  const DtypeInfo* dtype = nullptr;
+  std::vector<int64_t> shape;
+  uint64_t begin = 0;
+  uint64_t end = 0;
+};
+
+struct ParsedHeader {
+  std::vector<Entry> entries;  // sorted by begin; they tile the data section
+  std::map<std::string, std::string> metadata;
+};
+
+// The header length announced by the first 8 bytes of a `total`-byte file,
+// checked against the bytes that follow it and the limits.
+Result<uint64_t> check_header_length(const std::string& label, const char* prefix, uint64_t total,
+                                     const SafetensorsLimits& limits) {
+  if (total < 8) {
+    return invalid_argument(label + ": " + std::to_string(total) +
+                            " bytes is too short for the 8-byte header length");
+  }
+  uint64_t n = read_le64(prefix);
+  if (n > total - 8) {
+    return invalid_argument(label + ": header length " + std::to_string(n) + " is longer than the " +
+                            std::to_string(total - 8) + " bytes that follow it");
+  }
+  if (n > limits.max_header_bytes) {
+    return invalid_argument(label + ": header length " + std::to_string(n) + " exceeds the limit of " +
+                            std::to_string(limits.max_header_bytes) + " bytes");
+  }
+  if (total - 8 - n > limits.max_total_bytes) {
+    return invalid_argument(label + ": data section of " + std::to_string(total - 8 - n) +
+                            " bytes exceeds the limit of " + std::to_string(limits.max_total_bytes) + " bytes");
+  }
+  return n;
+}
+
+// Reads a non-negative integer that fits in int64 from `v`.
+bool as_size(const Json& v, uint64_t* out) {
+  if (!v.is_number_unsigned()) return false;  // negatives parse as signed, fractions as float
+  uint64_t u = v.get<uint64_t>();
+  if (u > kMaxBytes) return false;
+  *out = u;
+  return true;
+}
+
+Result<Entry> parse_entry(const std::string& where, const std::string& name, const Json& value,
+                          uint64_t data_size) {
+  if (name.empty()) return invalid_argument(where + "tensor name is empty");
+  if (!value.is_object()) return invalid_argument(where + "entry must be an object, got " + value.type_name());
+  Entry e;
+  e.name = name;
+
+  auto dtype = value.find("dtype");
+  if (dtype == value.end()) return invalid_argument(where + "missing \"dtype\"");
+  if (!dtype->is_string()) return invalid_argument(where + "\"dtype\" must be a string, got " + dtype->type_name());
+  e.dtype = dtype_by_name(dtype->get_ref<const std::string&>());
+  if (e.dtype == nullptr) {
+    return invalid_argument(where + "unknown dtype " + json_quoted(dtype->get_ref<const std::string&>()) +
+                            " (supported: " + supported_dtypes() + ")");
+  }
+
+  auto shape = value.find("shape");
+  if (shape == value.end()) return invalid_argument(where + "missing \"shape\"");
+  if (!shape->is_array()) return invalid_argument(where + "\"shape\" must be an array, got " + shape->type_name());
+  if (shape->size() > kMaxRank) {
+    return invalid_argument(where + "\"shape\" has " + std::to_string(shape->size()) + " dims, more than " +
+                            std::to_string(kMaxRank));
+  }
+  for (size_t i = 0; i < shape->size(); ++i) {
+    uint64_t dim = 0;
+    if (!as_size((*shape)[i], &dim)) {
+      return invalid_argument(where + "shape[" + std::to_string(i) + "] must be a non-negative integer, got " +
+                              (*shape)[i].dump());
+    }
+    e.shape.push_back(static_cast<int64_t>(dim));
+  }
+  uint64_t nbytes = 0;
+  if (!byte_size(e.shape, e.dtype->itemsize, &nbytes)) {
+    return invalid_argument(where + e.dtype->name + " " + list_str(e.shape) + " needs more than 2^63 bytes");
+  }
+
+  auto offsets = value.find("data_offsets");
+  if (offsets == value.end()) return invalid_argument(where + "missing \"data_offsets\"");
+  if (!offsets->is_array() || offsets->size() != 2) {
+    return invalid_argument(where + "\"data_offsets\" must be an array [begin, end], got " + offsets->dump());
+  }
+  if (!as_size((*offsets)[0], &e.begin) || !as_size((*offsets)[1], &e.end)) {
+    return invalid_argument(where + "\"data_offsets\" must hold non-negative integers, got " + offsets->dump());
+  }
+  std::string range = "data_offsets " + offsets_str(e.begin, e.end);
+  if (e.end < e.begin) return invalid_argument(where + range + " end before begin");
+  if (e.end > data_size) {
+    return invalid_argument(where + range + " run past the data section of " + std::to_string(data_size) +
+                            " bytes");
+  }
+  if (e.end - e.begin != nbytes) {
+    return invalid_argument(where + range + " hold " + std::to_string(e.end - e.begin) + " bytes but " +
+                            e.dtype->name + " " + list_str(e.shape) + " needs " + std::to_string(nbytes));
+  }
+  return e;
+}
+
+Result<ParsedHeader> parse_header(const std::string& label, const char* text, size_t size, uint64_t data_size,
+                                  const SafetensorsLimits& limits) {
+  // nlohmann keeps the last of duplicate keys; a duplicated tensor name is
+  // ambiguous, so the callback records it and the header is rejected.
+  std::set<std::string> seen;
+  std::string duplicate;
+  Json::parser_callback_t on_event = [&](int depth, Json::parse_event_t event, Json& parsed) {
+    if (event == Json::parse_event_t::key && depth == 1 && duplicate.empty() &&
+        !seen.insert(parsed.get_ref<const std::string&>()).second) {
+      duplicate = parsed.get_ref<const std::string&>();
+    }
+    return true;
+  };
+  Json root;
+  try {
+    root = Json::parse(text, text + size, on_event);
+  } catch (const Json::exception& e) {
+    return invalid_argument(label + ": header is not valid JSON: " + e.what());
+  }
+  if (!root.is_object()) return invalid_argument(label + ": header must be a JSON object, got " + root.type_name());
+  if (!duplicate.empty()) return invalid_argument(label + ": header names " + json_quoted(duplicate) + " twice");
+
+  ParsedHeader out;
+  size_t count = root.size() - root.count(kMetadataKey);
+  if (count > limits.max_tensors) {
+    return invalid_argument(label + ": header lists " + std::to_string(count) + " tensors, more than the limit of " +
+                            std::to_string(limits.max_tensors));
+  }
+  out.entries.reserve(count);
+  for (const auto& [name, value] : root.items()) {
+    if (name == kMetadataKey) {
+      if (value.is_null()) continue;  // the reference writer's "no metadata"
+      if (!value.is_object()) {
+        return invalid_argument(label + ": \"__metadata__\" must be an object, got " + value.type_name());
+      }
+      for (const auto& [key, v] : value.items()) {
+        if (!v.is_string()) {
+          return invalid_argument(label + ": \"__metadata__\" value " + json_quoted(key) + " must be a string, got " +
+                                  v.type_name());
+        }
+        out.metadata[key] = v.get<std::string>();
+      }
+      continue;
+    }
+    LOOM_ASSIGN_OR_RETURN(Entry e, parse_entry(label + ": tensor " + json_quoted(name) + ": ", name, value, data_size));
+    out.entries.push_back(std::move(e));
+  }
+
+  // Like the reference reader, tensors must tile the data section exactly:
+  // no overlap (two tensors aliasing bytes), no gaps, no trailing bytes.
+  std::sort(out.entries.begin(), out.entries.end(), [](const Entry& a, const Entry& b) {
+    return std::tie(a.begin, a.end, a.name) < std::tie(b.begin, b.end, b.name);
+  });
+  uint64_t covered = 0;
+  const Entry* prev = nullptr;
+  for (const Entry& e : out.entries) {
+    std::string where = label + ": tensor " + json_quoted(e.name) + ": data_offsets " + offsets_str(e.begin, e.end);
+    if (e.begin < covered) {
+      return invalid_argument(where + " overlap tensor " + json_quoted(prev->name) + " at " +
+                              offsets_str(prev->begin, prev->end));
+    }
+    if (e.begin > covered) {
+      return invalid_argument(where + " leave bytes " + offsets_str(covered, e.begin) +
+                              " of the data section unused");
+    }
+    covered = e.end;
+    prev = &e;
+  }
+  if (covered != data_size) {
+    return invalid_argument(label + ": tensors cover " + std::to_string(covered) + " bytes but the data section has " +
+                            std::to_string(data_size));
+  }
+  return out;
+}
+
+// Allocates each tensor and lets `fill` copy its bytes in; checks BOOL bytes,
+// since a bool other than 0 or 1 is undefined behaviour in kernels.
+using FillFn = std::function<Status(const Entry&, void* dst)>;
+
+Result<SafetensorsFile> materialize(const std::string& label, ParsedHeader header, const FillFn& fill) {
+  SafetensorsFile out;
+  out.metadata = std::move(header.metadata);
+  out.tensors.reserve(header.entries.size());
+  for (const Entry& e : header.entries) {
+    at::Tensor t;
+    try {
+      t = at::empty(e.shape, at::TensorOptions().dtype(e.dtype->type));
+    } catch (const std::exception& ex) {  // c10::Error or std::bad_alloc
+      return resource_exhausted(label + ": tensor " + json_quoted(e.name) + ": cannot allocate " +
+                                std::to_string(e.end - e.begin) + " bytes: " + ex.what());
+    }
+    size_t nbytes = e.end - e.begin;
+    if (nbytes > 0) {
+      LOOM_RETURN_IF_ERROR(fill(e, t.data_ptr()));
+      if (e.dtype->type == at::kBool) {
+        const auto* p = static_cast<const unsigned char*>(t.data_ptr());
+        auto bad = std::find_if(p, p + nbytes, [](unsigned char b) { return b > 1; });
+        if (bad != p + nbytes) {
+          return invalid_argument(label + ": tensor " + json_quoted(e.name) + ": BOOL byte " +
+                                  std::to_string(bad - p) + " is " + std::to_string(*bad) + ", not 0 or 1");
+        }
+      }
+    }
+    out.tensors.push_back({e.name, std::move(t)});
+  }
+  return out;
+}
+
+struct FileCloser {
+  void operator()(std::FILE* f) const { std::fclose(f); }
+};
+
+// Checks a writer's tensor and returns its header layout.
+Result<internal::TensorLayout> layout_of(const NamedTensor& nt) {
+  if (!nt.tensor.defined()) return invalid_argument("tensor " + json_quoted(nt.name) + " is undefined");
+  if (nt.tensor.layout() != at::kStrided) {
+    return invalid_argument("tensor " + json_quoted(nt.name) + ": only dense tensors can be written, got layout " +
+                            c10::str(nt.tensor.layout()));
+  }
+  return internal::TensorLayout{nt.name, nt.tensor.scalar_type(), nt.tensor.sizes().vec()};
+}
+
+Result<std::vector<internal::TensorLayout>> layouts_of(const std::vector<NamedTensor>& tensors) {
+  std::vector<internal::TensorLayout> layouts;
+  layouts.reserve(tensors.size());
+  for (const NamedTensor& nt : tensors) {
+    LOOM_ASSIGN_OR_RETURN(auto layout, layout_of(nt));
+    layouts.push_back(std::move(layout));
+  }
+  return layouts;
+}
+
+// Passes each tensor's bytes, CPU and contiguous, to `sink` one at a time so
+// at most one converted copy is alive.
+Status for_each_tensor_bytes(const std::vector<NamedTensor>& tensors,
+                             const std::function<Status(const void*, size_t)>& sink) {
+  for (const NamedTensor& nt : tensors) {
+    at::Tensor cpu;
+    try {
+      cpu = nt.tensor.detach().to(at::kCPU).contiguous();
+    } catch (const std::exception& e) {
+      return invalid_argument("tensor " + json_quoted(nt.name) + ": cannot copy to CPU: " + e.what());
+    }
+    size_t nbytes = cpu.numel() * cpu.element_size();
+    if (nbytes > 0) LOOM_RETURN_IF_ERROR(sink(cpu.data_ptr(), nbytes));
+  }
+  return Status::ok_status();
+}
+
+}  // namespace
+
+at::Tensor SafetensorsFile::find(const std::string& name) const {
+  for (const NamedTensor& nt : tensors) {
+    if (nt.name == name) return nt.tensor;
+  }
+  return at::Tensor();
+}
+
+Result<SafetensorsFile> read_safetensors_buffer(const std::string& bytes, const SafetensorsLimits& limits) {
+  const std::string label = "<buffer>";
+  LOOM_ASSIGN_OR_RETURN(uint64_t n, check_header_length(label, bytes.data(), bytes.size(), limits));
+  const char* data = bytes.data() + 8 + n;
+  uint64_t data_size = bytes.size() - 8 - n;
+  LOOM_ASSIGN_OR_RETURN(ParsedHeader header, parse_header(label, bytes.data() + 8, n, data_size, limits));
+  return materialize(label, std::move(header), [data](const Entry& e, void* dst) {
+    std::memcpy(dst, data + e.begin, e.end - e.begin);
+    return Status::ok_status();
+  });
+}
+
+Result<SafetensorsFile> read_safetensors_file(const std::string& path, const SafetensorsLimits& limits) {
+  std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
+  if (!file) return io_error("cannot open", path, errno);
+  struct stat st {};
+  if (fstat(fileno(file.get()), &st) != 0) return io_error("cannot stat", path, errno);
+  if (!S_ISREG(st.st_mode)) return invalid_argument(path + ": not a regular file");
+  uint64_t file_size = static_cast<uint64_t>(st.st_size);
+
+  char prefix[8] = {};
+  if (file_size >= 8 && std::fread(prefix, 1, 8, file.get()) != 8) {
+    return invalid_argument(path + ": cannot read the header length (file changed while reading?)");
+  }
+  LOOM_ASSIGN_OR_RETURN(uint64_t n, check_header_length(path, prefix, file_size, limits));
+  std::string text(n, '\0');  // n <= file size and max_header_bytes
+  if (n > 0 && std::fread(text.data(), 1, n, file.get()) != n) {
+    return invalid_argument(path + ": cannot read the " + std::to_string(n) +
+                            "-byte header (file changed while reading?)");
+  }
+  uint64_t data_start = 8 + n;
+  LOOM_ASSIGN_OR_RETURN(ParsedHeader header,
+                        parse_header(path, text.data(), text.size(), file_size - data_start, limits));
+  std::FILE* f = file.get();
+  return materialize(path, std::move(header), [&](const Entry& e, void* dst) {
+    size_t nbytes = e.end - e.begin;
+    if (fseeko(f, static_cast<off_t>(data_start + e.begin), SEEK_SET) != 0 ||
+        std::fread(dst, 1, nbytes, f) != nbytes) {
+      return invalid_argument(path + ": tensor " + json_quoted(e.name) + ": cannot read " + std::to_string(nbytes) +
+                              " bytes at offset " + std::to_string(data_start + e.begin) +
+                              " (file changed while reading?)");
+    }
+    return Status::ok_status();
+  });
+}
+
+Result<std::string> encode_safetensors(const std::vector<NamedTensor>& tensors,
+                                       const std::map<std::string, std::string>& metadata) {
+  LOOM_ASSIGN_OR_RETURN(auto layouts, layouts_of(tensors));
+  LOOM_ASSIGN_OR_RETURN(std::string out, internal::encode_safetensors_header(layouts, metadata));
+  uint64_t total = out.size();
+  for (const NamedTensor& nt : tensors) total += nt.tensor.numel() * nt.tensor.element_size();
+  out.reserve(total);
+  LOOM_RETURN_IF_ERROR(for_each_tensor_bytes(tensors, [&out](const void* p, size_t n) {
+    out.append(static_cast<const char*>(p), n);
+    return Status::ok_status();
+  }));
+  return out;
+}
+
+Status write_safetensors_file(const std::string& path, const std::vector<NamedTensor>& tensors,
+                              const std::map<std::string, std::string>& metadata) {
+  LOOM_ASSIGN_OR_RETURN(auto layouts, layouts_of(tensors));
+  LOOM_ASSIGN_OR_RETURN(std::string header, internal::encode_safetensors_header(layouts, metadata));
+  internal::FileSink sink(path);
+  LOOM_RETURN_IF_ERROR(sink.open());
+  LOOM_RETURN_IF_ERROR(sink.write(header.data(), header.size()));
+  LOOM_RETURN_IF_ERROR(
+      for_each_tensor_bytes(tensors, [&sink](const void* p, size_t n) { return sink.write(p, n); }));
+  return sink.commit();
+}
+
+namespace internal {
+
+uint64_t safetensors_itemsize(c10::ScalarType dtype) {
+  const DtypeInfo* d = dtype_by_type(dtype);
+  return d ? d->itemsize : 0;
+}
+
+Result<std::string> encode_safetensors_header(const std::vector<TensorLayout>& layouts,
+                                              const std::map<std::string, std::string>& metadata) {
+  // Built piece by piece: nlohmann's ordered_json looks keys up linearly,
+  // which is quadratic for checkpoints with many tensors.
+  std::string text = "{";
+  std::set<std::string> names;
+  try {
+    if (!metadata.empty()) text += "\"__metadata__\":" + Json(metadata).dump();
+    uint64_t offset = 0;
+    for (const TensorLayout& l : layouts) {
+      std::string where = "tensor " + json_quoted(l.name) + ": ";
+      if (l.name.empty()) return invalid_argument("tensor name is empty");
+      if (l.name == kMetadataKey) return invalid_argument(where + "name is reserved for metadata");
+      if (!names.insert(l.name).second) return invalid_argument(where + "name appears twice");
+      const DtypeInfo* d = dtype_by_type(l.dtype);
+      if (d == nullptr) {
+        return invalid_argument(where + "dtype " + c10::toString(l.dtype) +
+                                " has no safetensors equivalent (supported: " + supported_dtypes() + ")");
+      }
+      uint64_t nbytes = 0;
+      if (!byte_size(l.shape, d->itemsize, &nbytes) || offset + nbytes > kMaxBytes) {
+        return invalid_argument(where + "shape " + list_str(l.shape) + " is negative or too large");
+      }
+      Json entry = {{"dtype", d->name}, {"shape", l.shape}, {"data_offsets", {offset, offset + nbytes}}};
+      if (text.size() > 1) text += ",";
+      text += Json(l.name).dump() + ":" + entry.dump();
+      offset += nbytes;
+    }
+  } catch (const Json::exception& e) {  // a name or metadata string that is not UTF-8
+    return invalid_argument(std::string("cannot encode safetensors header: ") + e.what());
+  }
+  text += "}";
+  text.append((8 - text.size() % 8) % 8, ' ');
+  return le64_bytes(text.size()) + text;
+}
+
+FileSink::FileSink(std::string path)
+    : path_(std::move(path)), partial_path_(path_ + ".partial." + std::to_string(getpid())) {}
+
+FileSink::~FileSink() {
+  if (file_ != nullptr) std::fclose(file_);
+  if (!committed_) std::remove(partial_path_.c_str());
+}
+
+Status FileSink::open() {
+  file_ = std::fopen(partial_path_.c_str(), "wb");
+  if (file_ == nullptr) return io_error("cannot create", partial_path_, errno);
+  return Status::ok_status();
+}
+
+Status FileSink::write(const void* data, size_t size) {
+  if (file_ == nullptr) return failed_precondition(path_ + ": write to a file that is not open");
+  if (std::fwrite(data, 1, size, file_) != size) return io_error("cannot write", partial_path_, errno);
+  return Status::ok_status();
+}
+
+Status FileSink::commit() {
+  if (file_ == nullptr) return failed_precondition(path_ + ": commit of a file that is not open");
+  int flush_error = std::fflush(file_) != 0 ? errno : 0;
+  int close_error = std::fclose(file_) != 0 ? errno : 0;
+  file_ = nullptr;
+  if (flush_error || close_error) {
+    return io_error("cannot write", partial_path_, flush_error ? flush_error : close_error);
+  }
+  if (std::rename(partial_path_.c_str(), path_.c_str()) != 0) {
+    return io_error("cannot rename into place", path_, errno);
+  }
+  committed_ = true;
+  return Status::ok_status();
+}
+
+}  // namespace internal
+}  // namespace loom::runtime

@@ -1,0 +1,60 @@
+// Reading and writing the safetensors container format
+// (https://huggingface.co/docs/safetensors): an 8-byte little-endian header
+// length, a JSON header {name: {dtype, shape, data_offsets}, "__metadata__":
+// {str: str}}, then the raw little-endian tensor bytes.
+//
+// Everything read is checked before it is used: header length against the
+// file size and SafetensorsLimits, the JSON itself, dtypes, shapes (no
+// overflow), offsets inside the data section and matching dtype x shape.
+// A malformed file gives an INVALID_ARGUMENT Status naming the file (or
+// "<buffer>") and the problem; it never crashes or allocates unbounded memory.
+// Thread safety: free functions, no shared state.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "graph/status.h"
+
+namespace loom::runtime {
+
+struct SafetensorsLimits {
+  // A header this large is already hostile: real ones are a few hundred KiB.
+  uint64_t max_header_bytes = 100ull << 20;
+  // Upper bound on the whole payload; keeps a lying header from making us
+  // allocate more than the caller is willing to hold.
+  uint64_t max_total_bytes = 64ull << 30;
+  uint64_t max_tensors = 1u << 20;
+};
+
+struct NamedTensor {
+  std::string name;
+  at::Tensor tensor;  // CPU, contiguous, owns its memory
+};
+
+struct SafetensorsFile {
+  std::vector<NamedTensor> tensors;  // in data-offset order
+  std::map<std::string, std::string> metadata;  // "__metadata__"
+
+  // Returns the tensor called `name`, or an undefined tensor.
+  at::Tensor find(const std::string& name) const;
+};
+
+Result<SafetensorsFile> read_safetensors_file(const std::string& path,
+                                              const SafetensorsLimits& limits = {});
+Result<SafetensorsFile> read_safetensors_buffer(const std::string& bytes,
+                                                const SafetensorsLimits& limits = {});
+
+// Writes tensors (any device; copied to CPU) in the given order.
+// Names must be unique and non-empty.
+Result<std::string> encode_safetensors(const std::vector<NamedTensor>& tensors,
+                                       const std::map<std::string, std::string>& metadata = {});
+Status write_safetensors_file(const std::string& path, const std::vector<NamedTensor>& tensors,
+                              const std::map<std::string, std::string>& metadata = {});
+
+}  // namespace loom::runtime
