@@ -147,15 +147,16 @@ Value where(const Value& condition, const Value& a, const Value& b) {
 
 // ---- HookPoint, ModuleRef ----------------------------------------------------
 
-Value HookPoint::value() const { return Value(builder_, builder_->read_node(point_)); }
+HookPoint::HookPoint(Builder* builder, graph::Point point)
+    : Value(builder, builder->read_node(point)), point_(std::move(point)) {}
 
 void HookPoint::set(const Value& v) const {
-  if (builder_of(v) != builder_) throw std::logic_error("loom: set() with a value from another trace");
+  if (builder_of(v) != builder()) throw std::logic_error("loom: set() with a value from another trace");
   graph::Node n;
   n.kind = graph::NodeKind::kSet;
   n.point = point_;
   n.input = v.node();
-  builder_->add_node(std::move(n));
+  builder()->add_node(std::move(n));
 }
 
 HookPoint ModuleRef::output(int32_t element) const {

@@ -122,19 +122,18 @@ Value cat(const std::vector<Value>& values, int64_t dim = 0);
 Value stack(const std::vector<Value>& values, int64_t dim = 0);
 Value where(const Value& condition, const Value& a, const Value& b);
 
-// A hook point of a module: read it (it converts to a Value), set it, save it.
-class HookPoint {
+// A hook point of a module. It is the Value read there (one read node per
+// distinct point), and it can be set.
+class HookPoint : public Value {
  public:
-  HookPoint(Builder* builder, graph::Point point) : builder_(builder), point_(std::move(point)) {}
+  HookPoint(Builder* builder, graph::Point point);
 
-  Value value() const;
-  operator Value() const { return value(); }  // NOLINT: reads like the model
+  Value value() const { return *this; }
+  // Replaces the point's value with `v` before the model continues.
   void set(const Value& v) const;
-  Value save(const std::string& name) const { return value().save(name); }
   const graph::Point& point() const { return point_; }
 
  private:
-  Builder* builder_;
   graph::Point point_;
 };
 

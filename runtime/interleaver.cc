@@ -130,63 +130,79 @@ void Interleaver::check_deadline() {
 void Interleaver::on_input(int module_id, int arg, c10::IValue& value) {
   check_deadline();
   if (!interested_[module_id]) return;
-  std::vector<Site*> matched;
+  matched_.clear();
   for (Site& s : sites_[module_id]) {
-    if (s.io == graph::Io::kInput && s.index == arg && s.call == calls_[module_id]) matched.push_back(&s);
+    if (s.io == graph::Io::kInput && s.index == arg && s.call == calls_[module_id]) matched_.push_back(&s);
   }
-  for (Site* s : matched) fire(*s, value);
-  if (stop_requested_) { stopped_ = true; throw Unwind(); }
+  fire(value);
 }
 
 void Interleaver::on_output(int module_id, c10::IValue& value) {
   check_deadline();
   if (!interested_[module_id]) return;
   const uint32_t call = calls_[module_id]++;
+  matched_.clear();
   for (Site& s : sites_[module_id]) {
-    if (s.io == graph::Io::kOutput && s.call == call) fire(s, value);
+    if (s.io == graph::Io::kOutput && s.call == call) matched_.push_back(&s);
   }
-  if (stop_requested_) { stopped_ = true; throw Unwind(); }
+  fire(value);
 }
 
-void Interleaver::fire(Site& site, c10::IValue& value) {
-  const bool element = site.io == graph::Io::kOutput && site.index >= 0;
-  const uint32_t first = !site.reads.empty() ? site.reads[0] : site.sets[0];
-  c10::IValue part;
-  if (element) {
-    if (!value.isTuple()) {
-      fail(invalid_argument(describe_node(graph_, first) + ": the output of \"" + module_name(first) + "\" is a " +
-                            value.tagKind() + ", not a tuple: drop the element index"));
-    }
-    const auto& elems = value.toTupleRef().elements();
-    if (static_cast<size_t>(site.index) >= elems.size()) {
-      fail(invalid_argument(describe_node(graph_, first) + ": the output of \"" + module_name(first) + "\" has " +
-                            std::to_string(elems.size()) + " elements, no element " + std::to_string(site.index)));
-    }
-    part = elems[site.index];
-  }
-  c10::IValue& target = element ? part : value;
-  const bool rows = site.invoke >= 0 && graph_.invokes > 1;
-  for (uint32_t r : site.reads) {
-    if (rows) {
-      if (!target.isTensor() || target.toTensor().dim() == 0 || target.toTensor().size(0) != total_rows_) {
-        fail(invalid_argument(describe_node(graph_, r) + ": cannot take invoke " + std::to_string(site.invoke) +
-                              "'s rows: the value is not a tensor whose dim 0 is the batch (" +
-                              std::to_string(total_rows_) + " rows)"));
+// All reads of the matched sites come first, then what they make ready,
+// then the sets: a set at one invoke may use a read of another at the same
+// module, and every read sees the value the model produced.
+void Interleaver::fire(c10::IValue& value) {
+  if (matched_.empty()) return;
+  for (Site* site : matched_) {
+    if (site->reads.empty()) continue;
+    c10::IValue part = site_value(*site, value);
+    const bool rows = site->invoke >= 0 && graph_.invokes > 1;
+    for (uint32_t r : site->reads) {
+      if (rows) {
+        if (!part.isTensor() || part.toTensor().dim() == 0 || part.toTensor().size(0) != total_rows_) {
+          fail(invalid_argument(describe_node(graph_, r) + ": cannot take invoke " + std::to_string(site->invoke) +
+                                "'s rows: the value is not a tensor whose dim 0 is the batch (" +
+                                std::to_string(total_rows_) + " rows)"));
+        }
+        values_[r] = part.toTensor().narrow(0, row_start_[site->invoke], row_count_[site->invoke]);
+      } else {
+        values_[r] = part;
       }
-      values_[r] = target.toTensor().narrow(0, row_start_[site.invoke], row_count_[site.invoke]);
-    } else {
-      values_[r] = target;
+      complete(r);
     }
-    complete(r);
   }
   run_ready();
-  if (site.sets.empty()) return;
-  for (uint32_t s : site.sets) apply_set(site, s, target);
-  if (element) {
-    std::vector<c10::IValue> elems = value.toTupleRef().elements().vec();
-    elems[site.index] = std::move(part);
-    value = c10::ivalue::Tuple::create(std::move(elems));
+  for (Site* site : matched_) {
+    if (site->sets.empty()) continue;
+    c10::IValue part = site_value(*site, value);
+    for (uint32_t s : site->sets) apply_set(*site, s, part);
+    if (site->io == graph::Io::kOutput && site->index >= 0) {
+      std::vector<c10::IValue> elems = value.toTupleRef().elements().vec();
+      elems[site->index] = std::move(part);
+      value = c10::ivalue::Tuple::create(std::move(elems));
+    } else {
+      value = std::move(part);
+    }
   }
+  if (stop_requested_) {
+    stopped_ = true;
+    throw Unwind();
+  }
+}
+
+c10::IValue Interleaver::site_value(const Site& site, const c10::IValue& value) {
+  if (site.io != graph::Io::kOutput || site.index < 0) return value;
+  const uint32_t first = !site.reads.empty() ? site.reads[0] : site.sets[0];
+  if (!value.isTuple()) {
+    fail(invalid_argument(describe_node(graph_, first) + ": the output of \"" + module_name(first) + "\" is a " +
+                          value.tagKind() + ", not a tuple: drop the element index"));
+  }
+  const auto& elems = value.toTupleRef().elements();
+  if (static_cast<size_t>(site.index) >= elems.size()) {
+    fail(invalid_argument(describe_node(graph_, first) + ": the output of \"" + module_name(first) + "\" has " +
+                          std::to_string(elems.size()) + " elements, no element " + std::to_string(site.index)));
+  }
+  return elems[site.index];
 }
 
 void Interleaver::apply_set(const Site& site, uint32_t node, c10::IValue& target) {

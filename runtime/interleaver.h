@@ -53,7 +53,8 @@ class Interleaver : public HookSink {
   };
   Interleaver(const Model& model, const graph::Graph& graph, const ExecOptions& options);
 
-  void fire(Site& site, c10::IValue& value);
+  void fire(c10::IValue& value);  // runs matched_ against the hook's value
+  c10::IValue site_value(const Site& site, const c10::IValue& value);
   void complete(uint32_t node);
   void run_ready();
   void run_node(uint32_t node);
@@ -81,6 +82,7 @@ class Interleaver : public HookSink {
   std::vector<std::vector<Site>> sites_;   // per module id
   std::vector<uint32_t> calls_;            // per module id: outputs seen so far
   std::vector<uint8_t> interested_;        // per module id
+  std::vector<Site*> matched_;             // sites of the hook firing now
 
   RunOutput output_;
   uint64_t intermediate_bytes_ = 0;
