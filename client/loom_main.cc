@@ -5,6 +5,9 @@
 
 #include "client/trace_command.h"
 #include "runtime/gpt2_config.h"
+#include "runtime/safetensors.h"
+
+#include <ATen/ATen.h>
 
 int main(int argc, char** argv) {
   CLI::App app{"loom: run intervention graphs on neural networks"};
@@ -34,6 +37,16 @@ int main(int argc, char** argv) {
   mk->add_option("--vocab", vocab, "override vocab_size");
   mk->add_flag("--prefix", prefix, "name tensors with a \"transformer.\" prefix");
 
+  std::string inputs_file;
+  int64_t batch = 1, seq = 8, in_vocab = 1000;
+  uint64_t in_seed = 0;
+  CLI::App* mi = app.add_subcommand("make-inputs", "write seeded random token ids as input \"0\" of a safetensors file");
+  mi->add_option("file", inputs_file, "safetensors file to write")->required();
+  mi->add_option("--batch", batch, "rows")->check(CLI::Range(int64_t{1}, int64_t{4096}));
+  mi->add_option("--seq", seq, "tokens per row")->check(CLI::Range(int64_t{1}, int64_t{1 << 20}));
+  mi->add_option("--vocab", in_vocab, "ids are drawn from [0, vocab)")->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
+  mi->add_option("--seed", in_seed, "random seed");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -41,6 +54,17 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : 2;
   }
   if (tr->parsed()) return loom::client::run_trace_command(trace);
+  if (mi->parsed()) {
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(in_seed);
+    at::Tensor ids = at::randint(0, in_vocab, {batch, seq}, gen, at::kLong);
+    loom::Status s = loom::runtime::write_safetensors_file(inputs_file, {{"0", ids}});
+    if (!s.ok()) {
+      std::cerr << "loom make-inputs: " << s.message() << "\n";
+      return 3;
+    }
+    std::cout << "wrote " << inputs_file << ": \"0\" int64 [" << batch << ", " << seq << "]\n";
+    return 0;
+  }
   if (mk->parsed()) {
     auto config = shape == "small" ? loom::runtime::Gpt2Config::small() : loom::runtime::Gpt2Config::tiny();
     if (layers > 0) config.n_layer = layers;

@@ -22,13 +22,21 @@ std::string point_key(const graph::Point& p) {
          std::to_string(p.call) + '\n' + std::to_string(p.invoke);
 }
 
+// A Value handed to one of `b`'s own methods must belong to `b`.
+void check_own(const Builder* b, const Value& v) {
+  if (builder_of(v) != b) throw std::logic_error("loom: a value from another trace passed to its builder");
+}
+
 }  // namespace
 
-OpArg::OpArg(const Value& v) : arg(graph::Arg::of_node(v.node())) { builder_of(v); }
+OpArg::OpArg(const Value& v) : arg(graph::Arg::of_node(v.node())), origin(builder_of(v)) {}
 
 OpArg::OpArg(const std::vector<Value>& values) {
   std::vector<uint32_t> nodes;
-  for (const Value& v : values) nodes.push_back(v.node());
+  for (const Value& v : values) {
+    origin = same_builder(values.front(), v);  // all from one trace, none empty
+    nodes.push_back(v.node());
+  }
   arg = graph::Arg::of_nodes(std::move(nodes));
 }
 
@@ -39,7 +47,8 @@ Value Value::save(const std::string& name) const {
   n.kind = graph::NodeKind::kSave;
   n.input = node_;
   n.name = name;
-  return Value(builder_of(*this), builder_->add_node(std::move(n)));
+  Builder* b = builder_of(*this);  // before add_node: throws for an empty Value
+  return Value(b, b->add_node(std::move(n)));
 }
 
 Value Value::index(std::initializer_list<Index> indices) const {
@@ -220,6 +229,9 @@ Value Builder::constant_ref(const std::string& sha256) {
 }
 
 Value Builder::op(const std::string& schema_name, std::vector<OpArg> args) {
+  for (const OpArg& a : args) {
+    if (a.origin != nullptr && a.origin != this) throw std::logic_error("loom: op() with a value from another trace");
+  }
   graph::Node n;
   n.kind = graph::NodeKind::kOp;
   n.op = schema_name;
@@ -228,6 +240,7 @@ Value Builder::op(const std::string& schema_name, std::vector<OpArg> args) {
 }
 
 Value Builder::stream(const std::string& callback, const Value& v) {
+  check_own(this, v);
   graph::Node n;
   n.kind = graph::NodeKind::kStream;
   n.input = v.node();
@@ -236,6 +249,7 @@ Value Builder::stream(const std::string& callback, const Value& v) {
 }
 
 void Builder::log(const std::string& text, const Value& v) {
+  check_own(this, v);
   graph::Node n;
   n.kind = graph::NodeKind::kLog;
   n.input = v.node();
@@ -244,6 +258,7 @@ void Builder::log(const std::string& text, const Value& v) {
 }
 
 void Builder::stop(const Value& after) {
+  check_own(this, after);
   graph::Node n;
   n.kind = graph::NodeKind::kStop;
   n.input = after.node();

@@ -38,6 +38,8 @@ using Index = std::variant<int64_t, Slice>;
 // One argument of Builder::op(): converts from the C++ values a caller has.
 struct OpArg {
   graph::Arg arg;
+  // The trace a Value argument belongs to; Builder::op() rejects another trace's.
+  const Builder* origin = nullptr;
   OpArg(const Value& v);  // NOLINT: implicit on purpose, so op() calls read naturally
   OpArg(int v) : arg(graph::Arg::of_int(v)) {}
   OpArg(int64_t v) : arg(graph::Arg::of_int(v)) {}

@@ -104,8 +104,9 @@ Status Interleaver::start() {
       values_[i] = t->to(device);
       complete(i);
     }
+    // Nodes with no inputs at all (complete() queued those fed by constants).
     for (uint32_t i = 0; i < graph_.nodes.size(); ++i) {
-      if (!done_[i] && waiting_[i] == 0 && runnable(graph_.nodes[i].kind)) {
+      if (!done_[i] && graph_.nodes[i].dependencies().empty() && runnable(graph_.nodes[i].kind)) {
         ready_.push_back(i);
         std::push_heap(ready_.begin(), ready_.end(), std::greater<>());
       }
@@ -248,7 +249,7 @@ void Interleaver::run_ready() {
     std::pop_heap(ready_.begin(), ready_.end(), std::greater<>());
     uint32_t n = ready_.back();
     ready_.pop_back();
-    run_node(n);
+    if (!done_[n]) run_node(n);
   }
 }
 

@@ -118,6 +118,17 @@ TEST_F(InterleaverTest, OpsConstantsAndIndexingComputeValues) {
   EXPECT_TRUE(at::equal(r.at("argmax"), r.at("logits").argmax(-1)));
 }
 
+TEST_F(InterleaverTest, OpsFedOnlyByConstantsRunOnce) {
+  // (1 - c) is ready before the forward pass; the product must still wait for h.
+  LocalTrace tr(*model_, {ids(1, 8)});
+  Value c = tr.constant(to_tensor_data(at::zeros({64})).value());
+  HookPoint h = tr.module("transformer.h.0").output(0);
+  h.save("h");
+  (h * (1.0 - c)).save("same");
+  TraceResult r = run_ok(tr);
+  EXPECT_TRUE(at::equal(r.at("same"), r.at("h")));
+}
+
 TEST_F(InterleaverTest, TupleResultsAreIndexedWithElement) {
   LocalTrace tr(*model_, {ids(1, 4)});
   Value logits = tr.output();

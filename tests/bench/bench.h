@@ -1,0 +1,46 @@
+// A tiny benchmark harness: each suite adds metrics; bench_main writes them
+// as {"metrics": {NAME: {value, unit, target}}} and prints a table.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace loom::bench {
+
+struct Metric {
+  std::string name;
+  double value;
+  std::string unit;
+  std::string target;  // e.g. "<= 1.02"; empty when informational
+};
+
+struct Context {
+  std::string data_dir;  // where generated checkpoints are kept between runs
+  std::vector<Metric> metrics;
+  void add(std::string name, double value, std::string unit, std::string target = "") {
+    metrics.push_back({std::move(name), value, std::move(unit), std::move(target)});
+  }
+};
+
+inline double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+inline double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+inline double percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  if (v.empty()) return 0;
+  size_t i = std::min(v.size() - 1, static_cast<size_t>(p * (v.size() - 1) + 0.5));
+  return v[i];
+}
+
+void run_local(Context& ctx);
+
+}  // namespace loom::bench
