@@ -10,7 +10,7 @@ LOOM_PACKAGES=(
   libboost-dev libwebsocketpp-dev libcapnp-dev capnproto libzstd-dev
   libtorch-dev libopenblas0-pthread python3-torch
   libgtest-dev libgmock-dev libbenchmark-dev
-  libssl-dev nlohmann-json3-dev libsqlite3-dev libcli11-dev
+  libssl-dev nlohmann-json3-dev libsqlite3-dev libcli11-dev libyaml-cpp-dev
 )
 
 install_deps() {

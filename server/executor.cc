@@ -1,0 +1,74 @@
+#include "server/executor.h"
+
+#include <algorithm>
+
+namespace loom::server {
+
+Executor::Executor(std::string device, size_t capacity, RunJob run)
+    : device_(std::move(device)), capacity_(capacity), run_(std::move(run)) {}
+
+Executor::~Executor() { stop(); }
+
+void Executor::start() { thread_ = std::thread([this] { loop(); }); }
+
+void Executor::stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool Executor::try_push(const std::string& job_id) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (queue_.size() >= capacity_ || stopping_) return false;
+    queue_.push_back(job_id);
+  }
+  cv_.notify_one();
+  return true;
+}
+
+void Executor::push_unbounded(const std::string& job_id) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back(job_id);
+  }
+  cv_.notify_one();
+}
+
+bool Executor::remove(const std::string& job_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = std::find(queue_.begin(), queue_.end(), job_id);
+  if (it == queue_.end()) return false;
+  queue_.erase(it);
+  return true;
+}
+
+int Executor::position(const std::string& job_id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = std::find(queue_.begin(), queue_.end(), job_id);
+  return it == queue_.end() ? -1 : static_cast<int>(it - queue_.begin());
+}
+
+size_t Executor::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return queue_.size();
+}
+
+void Executor::loop() {
+  while (true) {
+    std::string id;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      id = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    run_(id);
+  }
+}
+
+}  // namespace loom::server

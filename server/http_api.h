@@ -1,0 +1,37 @@
+// The HTTP side of loom-server (Boost.Beast): the /v1 REST API, presigned
+// result downloads with Range, /healthz and /metrics. Routes call JobService;
+// no model work happens here.
+// Thread safety: runs on the io_context's thread; stop() from that thread
+// (or posted to it).
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "graph/status.h"
+#include "server/job_service.h"
+#include "server/metrics.h"
+
+namespace loom::server {
+
+class HttpApi {
+ public:
+  HttpApi(boost::asio::io_context& io, JobService& service, Metrics& metrics);
+  ~HttpApi();
+  Status listen(const std::string& host, uint16_t port);
+  uint16_t port() const;
+  void set_websocket_port(uint16_t port) { ws_port_ = port; }
+  void stop();  // stops accepting; open connections finish their request
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+  uint16_t ws_port_ = 0;
+};
+
+}  // namespace loom::server

@@ -1,0 +1,106 @@
+// The server's job logic, independent of HTTP and WebSocket: submit,
+// snapshot, cancel, event fan-out, the executors that run jobs, restart
+// recovery and retention. The API layers (http_api, ws_events) call it.
+//
+// Every state change is written to the JobStore first and then announced to
+// subscribers, so a reconnecting client or a restarted server sees the same
+// history. Thread safety: every public method may be called from any thread;
+// listeners are called on the thread that emitted the event (an executor
+// or the caller) and must not block (post to your own executor).
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "runtime/model.h"
+#include "server/blob_store.h"
+#include "server/executor.h"
+#include "server/job_store.h"
+#include "server/metrics.h"
+#include "server/models_config.h"
+#include "server/server_options.h"
+#include "server/webhook.h"
+
+namespace loom::server {
+
+struct SubmitAnswer {
+  std::string job_id;
+  JobState state;
+  bool deduplicated = false;
+};
+
+class JobService {
+ public:
+  using Listener = std::function<void(const JobEvent&)>;
+
+  JobService(ServerOptions options, JobStore& store, BlobStore& blobs, Metrics& metrics);
+  ~JobService();
+
+  // Loads the models, recovers jobs left by a previous process, starts executors.
+  Status start(const std::vector<ModelSpec>& models);
+  // Stops taking jobs, lets running jobs finish, stops executors and webhooks.
+  void drain();
+  bool draining() const { return draining_; }
+
+  // The key id a request's API key belongs to (UNAUTHENTICATED otherwise).
+  Result<std::string> authenticate(const std::string& api_key);
+
+  Result<SubmitAnswer> submit(const std::string& owner, std::string_view body);
+  Result<nlohmann::json> snapshot(const std::string& owner, const std::string& id);
+  Result<nlohmann::json> list(const std::string& owner);
+  Result<nlohmann::json> cancel(const std::string& owner, const std::string& id);
+
+  // NOT_FOUND unless `owner` submitted job `id`.
+  Result<JobRecord> owned_job(const std::string& owner, const std::string& id);
+  // Registers `listener` for the job's future events; returns a handle for unsubscribe.
+  uint64_t subscribe(const std::string& job_id, Listener listener);
+  void unsubscribe(const std::string& job_id, uint64_t handle);
+  Result<std::vector<JobEvent>> events_after(const std::string& job_id, uint64_t after);
+
+  std::string result_url(const std::string& job_id) const;
+  nlohmann::json models_json() const;
+  Result<nlohmann::json> model_json(const std::string& key) const;
+  size_t queue_depth() const;
+  void sweep_expired();  // retention
+  const ServerOptions& options() const { return options_; }
+
+ private:
+  struct LoadedModel {
+    ModelSpec spec;
+    std::unique_ptr<runtime::Model> model;
+    Executor* executor;
+  };
+  void run_job(const std::string& id);
+  // Sets the state, persists, announces; `extra` fields join the event.
+  void transition(JobRecord& job, JobState state, nlohmann::json extra = nlohmann::json::object());
+  void emit(const std::string& job_id, const nlohmann::json& event);
+  void finish(JobRecord& job, JobState state, const std::string& code, const std::string& message);
+  void notify_webhook(const JobRecord& job, uint64_t event_seq);
+  nlohmann::json to_json(const JobRecord& job);
+  const LoadedModel* find_model(const std::string& key) const;
+
+  ServerOptions options_;
+  JobStore& store_;
+  BlobStore& blobs_;
+  Metrics& metrics_;
+  std::unique_ptr<WebhookSender> webhooks_;
+  std::map<std::string, LoadedModel> models_;
+  std::map<std::string, std::unique_ptr<Executor>> executors_;  // by device
+  std::atomic<bool> draining_{false};
+
+  std::mutex mu_;  // guards listeners_, running_, cancel_pending_, key_cache_
+  std::map<std::string, std::map<uint64_t, Listener>> listeners_;
+  uint64_t next_handle_ = 1;
+  std::map<std::string, std::shared_ptr<std::atomic<bool>>> running_;  // cancel flags of running jobs
+  std::set<std::string> cancel_pending_;          // cancelled between queue and start
+  std::map<std::string, std::string> key_cache_;  // api key -> key id
+};
+
+}  // namespace loom::server

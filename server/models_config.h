@@ -1,0 +1,24 @@
+// The models a server keeps warm: `--models FILE`, YAML or JSON (JSON is
+// YAML), e.g. {"models": [{"key": "gpt2-tiny", "path": "ckpt/", "device": "cpu"}]}.
+// Unknown fields and bad values are rejected with the field named, so a typo
+// in a deployment file fails at start, not at the first job.
+// Thread safety: pure functions.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "graph/status.h"
+
+namespace loom::server {
+
+struct ModelSpec {
+  std::string key;     // what clients name: [A-Za-z0-9._-]{1,128}
+  std::string path;    // checkpoint directory or TorchScript file; relative = to the config file
+  std::string device = "cpu";  // "cpu" or "cuda:N"
+};
+
+Result<std::vector<ModelSpec>> parse_models_config(const std::string& text, const std::string& base_dir = "");
+Result<std::vector<ModelSpec>> load_models_config(const std::string& path);
+
+}  // namespace loom::server

@@ -1,0 +1,144 @@
+// loom-server: the embedded deployment. One process runs the HTTP and
+// WebSocket APIs on one I/O thread, one executor thread per device, keeps
+// job records in SQLite and blobs under --data-dir, and survives restarts.
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <openssl/rand.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "server/blob_store.h"
+#include "server/http_api.h"
+#include "server/job_service.h"
+#include "server/sqlite_job_store.h"
+#include "server/ws_events.h"
+
+namespace {
+
+// Reads DIR/NAME, creating it with 32 random bytes (hex) if absent.
+loom::Result<std::string> secret_file(const std::string& dir, const std::string& name) {
+  std::string path = dir + "/" + name;
+  std::ifstream in(path);
+  std::string s;
+  if (in && std::getline(in, s) && s.size() >= 32) return s;
+  unsigned char raw[32];
+  if (RAND_bytes(raw, sizeof raw) != 1) return loom::internal_error("no randomness for " + path);
+  static const char* kHex = "0123456789abcdef";
+  for (unsigned char c : raw) {
+    s.push_back(kHex[c >> 4]);
+    s.push_back(kHex[c & 15]);
+  }
+  std::ofstream out(path, std::ios::trunc);
+  out << s << "\n";
+  if (!out) return loom::internal_error("cannot write " + path);
+  ::chmod(path.c_str(), 0600);
+  return s;
+}
+
+int fail(const std::string& message) {
+  std::cerr << "loom-server: " << message << "\n";
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  loom::server::ServerOptions opt;
+  std::string models_file, listen = "127.0.0.1:0";
+  uint64_t url_lifetime_s = opt.url_lifetime.count(), retention_s = opt.retention.count();
+  bool no_auth = false;
+  CLI::App app{"loom-server: runs intervention graphs for remote clients"};
+  app.add_option("--models", models_file, "YAML or JSON: {models: [{key, path, device}]}")->required();
+  app.add_option("--data-dir", opt.data_dir, "job records, results and secrets live here")->required();
+  app.add_option("--listen", listen, "HOST:PORT for HTTP (port 0 picks a free port)");
+  app.add_option("--inline-max", opt.inline_max, "results up to this many compressed bytes ride in the COMPLETED event");
+  app.add_option("--url-lifetime", url_lifetime_s, "seconds a presigned result URL stays valid");
+  app.add_option("--retention", retention_s, "seconds finished jobs and results are kept");
+  app.add_option("--queue-capacity", opt.queue_capacity, "jobs waiting per device before 429");
+  app.add_option("--max-body-bytes", opt.request_limits.max_body_bytes, "largest POST /v1/jobs body");
+  app.add_flag("--no-auth", no_auth, "accept requests without API keys (local experiments only)");
+  CLI11_PARSE(app, argc, argv);
+  opt.url_lifetime = std::chrono::seconds(url_lifetime_s);
+  opt.retention = std::chrono::seconds(retention_s);
+  opt.require_auth = !no_auth;
+  size_t colon = listen.rfind(':');
+  if (colon == std::string::npos) return fail("--listen must be HOST:PORT");
+  opt.listen_host = listen.substr(0, colon);
+  try {
+    opt.port = static_cast<uint16_t>(std::stoul(listen.substr(colon + 1)));
+  } catch (const std::exception&) {
+    return fail("--listen port is not a number");
+  }
+
+  std::error_code ec;
+  std::filesystem::create_directories(opt.data_dir, ec);
+  if (ec) return fail("cannot create " + opt.data_dir + ": " + ec.message());
+  auto models = loom::server::load_models_config(models_file);
+  if (!models.ok()) return fail(models.status().message());
+  auto presign = secret_file(opt.data_dir, "server.secret");
+  auto webhook = secret_file(opt.data_dir, "webhook.secret");
+  if (!presign.ok() || !webhook.ok()) return fail((presign.ok() ? webhook.status() : presign.status()).message());
+  opt.presign_secret = *presign;
+  opt.webhook_secret = *webhook;
+  auto store = loom::server::SqliteJobStore::open(opt.data_dir + "/loom.db");
+  if (!store.ok()) return fail(store.status().message());
+  auto blobs = loom::server::BlobStore::open(opt.data_dir);
+  if (!blobs.ok()) return fail(blobs.status().message());
+
+  loom::server::Metrics metrics;
+  loom::server::JobService service(opt, **store, *blobs, metrics);
+  loom::Status started = service.start(*models);
+  if (!started.ok()) return fail(started.message());
+
+  boost::asio::io_context io;
+  loom::server::HttpApi http(io, service, metrics);
+  loom::server::WsEvents ws(io, service);
+  loom::Status s = http.listen(opt.listen_host, opt.port);
+  if (s.ok()) s = ws.listen(opt.listen_host, 0);
+  if (!s.ok()) return fail(s.message());
+  http.set_websocket_port(ws.port());
+
+  // Retention sweep once a minute.
+  boost::asio::steady_timer sweep(io);
+  std::function<void()> schedule = [&] {
+    sweep.expires_after(std::chrono::seconds(60));
+    sweep.async_wait([&](const boost::system::error_code& e) {
+      if (e) return;
+      service.sweep_expired();
+      schedule();
+    });
+  };
+  service.sweep_expired();
+  schedule();
+
+  // SIGTERM/SIGINT: refuse new jobs, let the running one finish (its events
+  // still reach clients: the I/O thread keeps running), then stop.
+  std::thread drainer;
+  boost::asio::signal_set signals(io, SIGTERM, SIGINT);
+  signals.async_wait([&](const boost::system::error_code& e, int sig) {
+    if (e) return;
+    std::cerr << "loom-server: signal " << sig << ", draining\n";
+    http.stop();
+    drainer = std::thread([&] {
+      service.drain();
+      boost::asio::post(io, [&] {
+        ws.stop();
+        sweep.cancel();
+        io.stop();
+      });
+    });
+  });
+
+  std::cout << "listening on http://" << opt.listen_host << ":" << http.port() << std::endl;
+  std::cout << "websocket on ws://" << opt.listen_host << ":" << ws.port() << std::endl;
+  io.run();
+  if (drainer.joinable()) drainer.join();
+  std::cerr << "loom-server: stopped\n";
+  return 0;
+}

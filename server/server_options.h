@@ -1,0 +1,36 @@
+// Every knob of loom-server in one place, built in main() and passed down.
+// Thread safety: plain value, read-only after start.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "runtime/execute.h"
+#include "transport/request.h"
+
+namespace loom::server {
+
+struct ServerOptions {
+  std::string data_dir;                  // SQLite db, request and result blobs, secrets
+  std::string listen_host = "127.0.0.1";
+  uint16_t port = 0;                     // 0 = pick a free port (printed at start)
+  // Results up to this many compressed bytes ride inline in the COMPLETED event.
+  uint64_t inline_max = 64 * 1024;
+  std::chrono::seconds url_lifetime{24 * 3600};     // presigned result URLs
+  std::chrono::seconds retention{7 * 24 * 3600};    // finished jobs and results are deleted after this
+  // Jobs waiting per device; beyond it POST /v1/jobs answers 429 + Retry-After.
+  size_t queue_capacity = 1024;
+  transport::RequestLimits request_limits;  // body size, decompressed size, Cap'n Proto traversal
+  runtime::Limits run_limits;               // per job: nodes, saved bytes, wall time
+  bool require_auth = true;
+  std::string presign_secret;  // HMAC key for result URLs (DATA_DIR/server.secret)
+  std::string webhook_secret;  // HMAC key for webhook signatures (DATA_DIR/webhook.secret)
+  int webhook_attempts = 5;
+  std::chrono::milliseconds webhook_first_backoff{500};
+  std::chrono::milliseconds webhook_timeout{5000};
+  // WebSocket frames from clients (STREAM replies) larger than this are refused.
+  uint64_t max_ws_frame_bytes = 64ull << 20;
+};
+
+}  // namespace loom::server

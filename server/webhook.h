@@ -1,0 +1,51 @@
+// Delivers webhooks: one POST per terminal job state, signed with HMAC over
+// timestamp and body (PROTOCOL.md), retried with exponential backoff a
+// bounded number of times, redirects never followed. Plain http:// only.
+// Thread safety: enqueue() from any thread; delivery on its own thread.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "graph/status.h"
+
+namespace loom::server {
+
+struct WebhookOptions {
+  std::string secret;
+  int attempts = 5;
+  std::chrono::milliseconds first_backoff{500};
+  std::chrono::milliseconds timeout{5000};
+};
+
+class WebhookSender {
+ public:
+  explicit WebhookSender(WebhookOptions options);
+  ~WebhookSender();
+  void enqueue(std::string url, std::string body);
+  void stop();  // gives up on what is not delivered yet
+
+  // One delivery attempt; OK on a 2xx answer. Exposed for tests.
+  static Status post_once(const std::string& url, const std::string& body, const std::string& secret,
+                          std::chrono::milliseconds timeout);
+
+ private:
+  struct Delivery {
+    std::string url, body;
+    int attempt = 0;
+    std::chrono::steady_clock::time_point due;
+  };
+  void loop();
+  WebhookOptions options_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Delivery> queue_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace loom::server

@@ -1,0 +1,33 @@
+// The WebSocket side of loom-server (websocketpp, on the same io_context as
+// HttpApi, on its own port that GET /v1/env announces): follows one job's
+// events. `?after=SEQ` replays what the client missed from the store before
+// live events, so no event (COMPLETED included) is lost across reconnects.
+// websocketpp stays behind this file so it can be replaced.
+// Thread safety: runs on the io_context's thread; JobService listeners post to it.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "graph/status.h"
+#include "server/job_service.h"
+
+namespace loom::server {
+
+class WsEvents {
+ public:
+  WsEvents(boost::asio::io_context& io, JobService& service);
+  ~WsEvents();
+  Status listen(const std::string& host, uint16_t port);
+  uint16_t port() const;
+  void stop();  // closes the listener and every open socket
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace loom::server
