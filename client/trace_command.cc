@@ -3,11 +3,64 @@
 #include <iostream>
 
 #include "client/spec.h"
+#include "client/trace.h"
 #include "runtime/model.h"
 #include "runtime/safetensors.h"
 #include "runtime/trace.h"
 
 namespace loom::client {
+
+namespace {
+
+// Adds one save per SPEC, named exactly as the SPEC was given.
+void add_saves(Builder& tr, const std::vector<graph::Point>& points, const std::vector<std::string>& specs) {
+  for (size_t i = 0; i < points.size(); ++i) {
+    const graph::Point& p = points[i];
+    ModuleRef m = tr.module(p.module).call(p.call);
+    HookPoint hp = p.io == graph::Io::kOutput ? m.output(p.index) : m.input(p.index);
+    hp.save(specs[i]);
+  }
+}
+
+int write_output(const TraceCommand& cmd, const runtime::TraceResult& result,
+                 const std::map<std::string, std::string>& metadata) {
+  Status written = runtime::write_safetensors_file(cmd.output, result.saved, metadata);
+  if (!written.ok()) {
+    std::cerr << "loom trace: " << written.message() << "\n";
+    return kExitFile;
+  }
+  for (const auto& nt : result.saved) {
+    std::cout << nt.name << " " << c10::toString(nt.tensor.scalar_type()) << " " << nt.tensor.sizes() << "\n";
+  }
+  return kExitOk;
+}
+
+int run_remote(const TraceCommand& cmd, const std::vector<graph::Point>& points,
+               const std::vector<at::Tensor>& inputs) {
+  return run_guarded("trace", [&]() -> int {
+    Client client(client_options(cmd.flags));
+    RemoteModel model = client.model(cmd.model);
+    Trace tr = model.trace(inputs);
+    add_saves(tr, points, cmd.saves);
+    RunOptions ro;
+    ro.remote = true;
+    ro.no_cache = cmd.no_cache;
+    if (cmd.no_wait) {
+      std::string id = tr.submit(ro);
+      std::cerr << "loom trace: submitted; follow it with `loom wait " << id << "`, fetch it with `loom result " << id
+                << " -o FILE`\n";
+      std::cout << id << "\n";  // the last line: scripts take the job ID from here
+      return kExitOk;
+    }
+    std::string job_id;
+    ro.timeout = std::chrono::milliseconds(static_cast<int64_t>(cmd.timeout_s * 1000));
+    ro.on_submitted = [&job_id](const std::string& id) { job_id = id; };
+    runtime::TraceResult result = tr.run(ro);
+    return write_output(cmd, result, {{"model", cmd.model}, {"job_id", job_id}, {"host", client.endpoint().to_string()}});
+  });
+}
+
+}  // namespace
 
 int run_trace_command(const TraceCommand& cmd) {
   std::vector<graph::Point> points;
@@ -15,18 +68,26 @@ int run_trace_command(const TraceCommand& cmd) {
     auto p = parse_spec(spec);
     if (!p.ok()) {
       std::cerr << "loom trace: " << p.status().message() << "\n";
-      return 2;
+      return kExitUsage;
     }
     points.push_back(*p);
   }
   if (points.empty()) {
     std::cerr << "loom trace: nothing to save: give at least one --save SPEC\n";
-    return 2;
+    return kExitUsage;
+  }
+  if (cmd.no_wait && !cmd.remote) {
+    std::cerr << "loom trace: --no-wait needs --remote\n";
+    return kExitUsage;
+  }
+  if (cmd.output.empty() && !cmd.no_wait) {
+    std::cerr << "loom trace: give the output file with -o FILE\n";
+    return kExitUsage;
   }
   auto in = runtime::read_safetensors_file(cmd.inputs);
   if (!in.ok()) {
     std::cerr << "loom trace: " << in.status().message() << "\n";
-    return 3;
+    return kExitFile;
   }
   std::vector<at::Tensor> inputs;
   for (size_t i = 0; i < in->tensors.size(); ++i) {
@@ -34,42 +95,31 @@ int run_trace_command(const TraceCommand& cmd) {
     if (!t.defined()) {
       std::cerr << "loom trace: " << cmd.inputs << ": inputs must be named \"0\", \"1\", ... by position; \""
                 << i << "\" is missing\n";
-      return 3;
+      return kExitFile;
     }
     inputs.push_back(t);
   }
   if (inputs.empty()) {
     std::cerr << "loom trace: " << cmd.inputs << " holds no tensors\n";
-    return 3;
+    return kExitFile;
   }
+  if (cmd.remote) return run_remote(cmd, points, inputs);
+
   runtime::ModelOptions options;
   options.device = cmd.device;
   auto model = runtime::load_model(cmd.model, options);
   if (!model.ok()) {
     std::cerr << "loom trace: " << model.status().message() << "\n";
-    return 3;
+    return kExitFile;
   }
   runtime::LocalTrace tr(**model, inputs);
-  for (size_t i = 0; i < points.size(); ++i) {
-    const graph::Point& p = points[i];
-    ModuleRef m = tr.module(p.module).call(p.call);
-    HookPoint hp = p.io == graph::Io::kOutput ? m.output(p.index) : m.input(p.index);
-    hp.save(cmd.saves[i]);
-  }
+  add_saves(tr, points, cmd.saves);
   auto result = tr.run();
   if (!result.ok()) {
     std::cerr << "loom trace: " << result.status().message() << "\n";
-    return 4;
+    return kExitRunFailed;
   }
-  Status written = runtime::write_safetensors_file(cmd.output, result->saved, {{"model", cmd.model}});
-  if (!written.ok()) {
-    std::cerr << "loom trace: " << written.message() << "\n";
-    return 3;
-  }
-  for (const auto& nt : result->saved) {
-    std::cout << nt.name << " " << c10::toString(nt.tensor.scalar_type()) << " " << nt.tensor.sizes() << "\n";
-  }
-  return 0;
+  return write_output(cmd, *result, {{"model", cmd.model}});
 }
 
 }  // namespace loom::client

@@ -1,21 +1,31 @@
-// `loom trace` run locally: load MODEL, read inputs, save the SPECs' values.
+// `loom trace`: run a model with hook points saved, locally (MODEL is a
+// TorchScript file or a GPT-2 checkpoint directory) or with --remote on a
+// loom-server (MODEL is a model key, as `loom models` lists them).
 #pragma once
 
 #include <string>
 #include <vector>
 
+#include "client/cli_common.h"
+
 namespace loom::client {
 
 struct TraceCommand {
-  std::string model;                // TorchScript file or GPT-2 checkpoint directory
+  std::string model;                // local: file or directory; --remote: model key
   std::string inputs;               // safetensors with tensors "0", "1", ...
   std::vector<std::string> saves;   // SPECs
   std::string output;               // safetensors written with one tensor per SPEC
-  std::string device = "cpu";
+  std::string device = "cpu";       // local only
+  bool remote = false;
+  bool no_wait = false;             // --remote: print the job ID (last line) and return at once
+  double timeout_s = 0;             // --remote: give up waiting after this (0: no limit)
+  bool no_cache = false;            // --remote: run even if an identical request has a stored result
+  RemoteFlags flags;
 };
 
-// Exit codes (documented in the README): 0 ok, 2 bad SPEC or arguments,
-// 3 bad model or input file, 4 the run failed.
+// Exit codes (client/cli_common.h, documented in the README): 0 ok, 2 bad
+// SPEC or arguments, 3 bad model, input or output file, 4 the run failed;
+// remote runs add 5-11.
 int run_trace_command(const TraceCommand& cmd);
 
 }  // namespace loom::client

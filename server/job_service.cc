@@ -165,6 +165,7 @@ Result<SubmitAnswer> JobService::submit(const std::string& owner, std::string_vi
         ev["result_url"] = result_url(job.id);
         if (job.result_size <= options_.inline_max) ev["result_inline"] = transport::base64_encode(*bytes);
         emit(job.id, ev);
+        notify_webhook(job, 0);
         return SubmitAnswer{job.id, job.state, true};
       }
     }
@@ -336,6 +337,11 @@ Result<JobRecord> JobService::owned_job(const std::string& owner, const std::str
   auto job = store_.get(id);
   if (!job.ok() || job->owner != owner) return not_found("no job \"" + id + "\" for this API key");
   return job;
+}
+
+Result<JobState> JobService::job_state(const std::string& id) {
+  LOOM_ASSIGN_OR_RETURN(JobRecord job, store_.get(id));
+  return job.state;
 }
 
 json JobService::to_json(const JobRecord& job) {

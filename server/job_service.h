@@ -59,6 +59,7 @@ class JobService {
 
   // NOT_FOUND unless `owner` submitted job `id`.
   Result<JobRecord> owned_job(const std::string& owner, const std::string& id);
+  Result<JobState> job_state(const std::string& id);
   // Registers `listener` for the job's future events; returns a handle for unsubscribe.
   uint64_t subscribe(const std::string& job_id, Listener listener);
   void unsubscribe(const std::string& job_id, uint64_t handle);

@@ -120,6 +120,14 @@ struct WsEvents::Impl : std::enable_shared_from_this<WsEvents::Impl> {
       return;
     }
     for (const JobEvent& ev : *past) deliver(h, ev);
+    // Resumed past the terminal event: nothing more will come, say so.
+    auto still = follows.find(h);
+    if (still == follows.end()) return;
+    auto job = service.job_state(still->second.job_id);
+    if (job.ok() && is_terminal(*job)) {
+      websocketpp::lib::error_code ec;
+      server.close(h, websocketpp::close::status::normal, "job finished", ec);
+    }
   }
 
   void deliver(Hdl h, const JobEvent& ev) {

@@ -1,0 +1,152 @@
+#include "client/trace.h"
+
+#include <ATen/ATen.h>
+
+#include "graph/validate.h"
+#include "runtime/tensor_data.h"
+
+namespace loom::client {
+
+namespace {
+
+// The same summary loom-server puts in a LOG event's "value", so a log
+// handler sees the same text locally and remotely.
+std::string summarize(const c10::IValue& v) {
+  if (!v.isTensor()) return "";
+  const at::Tensor& t = v.toTensor();
+  std::string summary = std::string(c10::toString(t.scalar_type())) + c10::str(t.sizes());
+  if (t.numel() > 0 && t.numel() <= 16) summary += " " + c10::str(t.to(at::kCPU).flatten());
+  return summary;
+}
+
+}  // namespace
+
+ModuleRef TraceInvoke::module(const std::string& path) const { return trace_->module(path, index_); }
+
+Trace RemoteModel::trace(std::vector<at::Tensor> inputs) const { return Trace(*this, std::move(inputs)); }
+
+Trace::Trace(std::vector<at::Tensor> inputs) : Builder(0) {
+  if (!inputs.empty()) invoke(std::move(inputs));
+}
+
+Trace::Trace(runtime::Model& local_model, std::vector<at::Tensor> inputs) : Trace(std::move(inputs)) {
+  local_ = &local_model;
+}
+
+Trace::Trace(const RemoteModel& remote_model, std::vector<at::Tensor> inputs) : Trace(std::move(inputs)) {
+  remote_ = remote_model;
+}
+
+TraceInvoke Trace::invoke(std::vector<at::Tensor> inputs) {
+  inputs_.push_back(std::move(inputs));
+  return TraceInvoke(this, static_cast<int32_t>(add_invoke()));
+}
+
+void Trace::on_stream(const std::string& name, std::function<at::Tensor(const at::Tensor&)> fn) {
+  streams_[name] = std::move(fn);
+}
+
+const RemoteModel& Trace::remote_or_throw() const {
+  if (!remote_) {
+    throw LoomError(StatusCode::kFailedPrecondition,
+                    "this trace has no remote model: create it with client.model(KEY).trace(...) or call "
+                    "set_remote_model() (or run it locally: {.remote = false})");
+  }
+  return *remote_;
+}
+
+runtime::TraceResult Trace::run(const RunOptions& options) {
+  if (!options.remote) return run_local(options);
+  return remote_or_throw().client().run_blocking(request(options), options);
+}
+
+std::string Trace::submit(const RunOptions& options) {
+  return remote_or_throw().client().submit(request(options));
+}
+
+AsyncRun Trace::run_async(const RunOptions& options) {
+  return remote_or_throw().client().run_async(request(options), options);
+}
+
+runtime::TraceResult Trace::run_local(const RunOptions& options) {
+  if (local_ == nullptr) {
+    throw LoomError(StatusCode::kFailedPrecondition,
+                    "this trace has no local model: construct it with a runtime::Model or call set_local_model() "
+                    "(or run it on the server: {.remote = true})");
+  }
+  if (inputs_.empty()) throw ValidationError("the trace has no inputs: pass them to the constructor or invoke()");
+  runtime::ExecOptions eo = local_options_;
+  if (options.timeout.count() > 0) eo.limits.max_wall_time = std::min(eo.limits.max_wall_time, options.timeout);
+  if (!streams_.empty()) {
+    eo.on_stream = [this](const std::string& name, const c10::IValue& v) -> Result<c10::IValue> {
+      auto it = streams_.find(name);
+      if (it == streams_.end()) return failed_precondition("no handler registered for stream \"" + name + "\"");
+      if (!v.isTensor()) return invalid_argument("stream \"" + name + "\" got a non-tensor value");
+      try {
+        return c10::IValue(it->second(v.toTensor()));
+      } catch (const std::exception& e) {
+        return invalid_argument("stream callback \"" + name + "\" threw: " + e.what());
+      }
+    };
+  }
+  if (options.on_log) {
+    LogCallback log = options.on_log;
+    eo.on_log = [log](const std::string& text, const c10::IValue& v) { log(text, summarize(v)); };
+  }
+  Status valid = runtime::validate_for_model(graph(), *local_, eo.limits.graph);
+  if (!valid.ok()) throw ValidationError(valid.message(), valid.code());
+
+  std::vector<std::vector<c10::IValue>> in;
+  for (const auto& invoke : inputs_) in.emplace_back(invoke.begin(), invoke.end());
+  auto out = runtime::execute(*local_, graph(), in, eo);
+  if (!out.ok()) {
+    if (out.status().code() == StatusCode::kCancelled) throw CancelledError(out.status().message());
+    throw ExecutionError(out.status().code(), out.status().message());
+  }
+  runtime::TraceResult result;
+  result.saved = std::move(out->saved);
+  result.stopped_early = out->stopped_early;
+  return result;
+}
+
+transport::JobRequest Trace::request(const RunOptions& options) const {
+  const RemoteModel& model = remote_or_throw();
+  if (inputs_.empty()) throw ValidationError("the trace has no inputs: pass them to the constructor or invoke()");
+  const graph::Graph& g = graph();
+  for (uint32_t i = 0; i < g.nodes.size(); ++i) {
+    if (g.nodes[i].kind == graph::NodeKind::kStream) {
+      // TODO(cleanup): send these once the client answers STREAM events (hybrid execution, issue 4).
+      throw ValidationError(graph::describe_node(g, i) +
+                            ": stream callbacks run only locally in this version; run the trace with "
+                            "{.remote = false}");
+    }
+  }
+  graph::ValidateOptions vo;
+  vo.module_paths = &model.module_paths();
+  Status valid = graph::validate(g, vo);
+  if (!valid.ok()) {
+    throw ValidationError("model \"" + model.key() + "\" on the server: " + valid.message(), valid.code());
+  }
+  transport::JobRequest req;
+  req.model_key = model.key();
+  req.graph = g;
+  for (size_t i = 0; i < inputs_.size(); ++i) {
+    std::vector<graph::TensorData> invoke;
+    for (size_t j = 0; j < inputs_[i].size(); ++j) {
+      auto td = runtime::to_tensor_data(inputs_[i][j]);
+      if (!td.ok()) {
+        throw ValidationError("input " + std::to_string(j) + " of invoke " + std::to_string(i) + ": " +
+                              td.status().message());
+      }
+      invoke.push_back(std::move(td).value());
+    }
+    req.invokes.push_back(std::move(invoke));
+  }
+  req.callback_url = options.callback_url;
+  req.request_id = options.request_id;
+  req.no_cache = options.no_cache;
+  req.wall_time_ms = options.wall_time_ms;
+  return req;
+}
+
+}  // namespace loom::client
