@@ -42,5 +42,6 @@ inline double percentile(std::vector<double> v, double p) {
 }
 
 void run_local(Context& ctx);
+void run_remote(Context& ctx);
 
 }  // namespace loom::bench
