@@ -10,6 +10,7 @@
 
 #include "client/event_stream.h"
 #include "client/internal/download.h"
+#include "client/internal/stream_answerer.h"
 #include "client/status_display.h"
 #include "graph/sha256.h"
 #include "graph/validate.h"
@@ -388,6 +389,9 @@ JobStatus Client::follow(const std::string& job_id, const RunOptions& options, S
   eo.handshake_timeout = options_.timeout;
   EventStream events(eo);
   events.start();
+  std::map<std::string, runtime::StreamFn> handlers = streams_;
+  for (const auto& [name, fn] : options.streams) handlers[name] = fn;
+  internal::StreamAnswerer answerer(std::move(handlers), options_.max_result_bytes);
 
   JobStatus last;
   last.id = job_id;
@@ -461,11 +465,15 @@ JobStatus Client::follow(const std::string& job_id, const RunOptions& options, S
       display.finish(type, last.error_message);
       break;
     } else if (type == "STREAM") {
-      events.stop();
-      // TODO(cleanup): answer STREAM on the socket once hybrid execution lands (issue 4).
-      throw LoomError(StatusCode::kFailedPrecondition,
-                      "job " + job_id + " asks for the stream callback \"" + ev.value("callback", ev.value("name", "")) +
-                          "\", which this client cannot answer yet; stop it with `loom cancel " + job_id + "`");
+      if (!answerer.answers()) {
+        display.on_log("waiting for stream callback \"" + ev.value("callback", std::string()) + "\"",
+                       "answered by the client that has its handler");
+        continue;
+      }
+      std::string reply = answerer.answer(ev);
+      if (!reply.empty()) events.send(std::move(reply));
+    } else if (type == "REJECTED") {
+      display.on_log("the server rejected a stream reply", ev.value("message", std::string()));
     }
     // Other types: a newer server's additions; nothing to do.
   }
@@ -611,6 +619,10 @@ runtime::TraceResult Client::attach(const std::string& job_id, const RunOptions&
   return decode_result(st, fetch_compressed(st, &display));
 }
 
+void Client::on_stream(const std::string& name, std::function<at::Tensor(const at::Tensor&)> fn) {
+  streams_[name] = runtime::tensor_stream_fn(std::move(fn));
+}
+
 runtime::TraceResult Client::run_blocking(const transport::JobRequest& request, const RunOptions& options) {
   std::string id = submit(request);
   if (options.on_submitted) options.on_submitted(id);
@@ -624,6 +636,7 @@ AsyncRun Client::run_async(const transport::JobRequest& request, const RunOption
   co.quiet = true;
   RunOptions ro = options;
   ro.quiet = true;
+  for (const auto& [name, fn] : streams_) ro.streams.emplace(name, fn);  // the new Client has none
   ro.on_submitted = nullptr;
   AsyncRun run;
   run.job_id = id;

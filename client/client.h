@@ -11,6 +11,12 @@
 // cancel(), jobs(); attach() reattaches to a job by ID and collects its
 // result; run_async() for callers with their own event loop.
 //
+// Hybrid execution: a job whose graph has stream nodes sends STREAM requests
+// while it runs; whoever follows it with handlers (on_stream() here, or
+// RunOptions::streams) runs the callback and replies on the same socket. Such
+// a job may be submitted without waiting and attached later, with its
+// handlers, by ID: it waits for each reply until its stream timeout.
+//
 // Failures throw the typed exceptions of client/errors.h. Results are
 // verified (size and SHA-256 of the compressed bytes) before they are used;
 // downloads resume with Range after a dropped connection and ask for a fresh
@@ -26,6 +32,7 @@
 #include <functional>
 #include <future>
 #include <iosfwd>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -126,6 +133,14 @@ struct RunOptions {
   std::string request_id{};     // remote: the caller's own id, echoed in server logs
   uint32_t wall_time_ms = 0;    // remote: run-time limit on the server (0: its default)
   LogCallback on_log{};         // LOG events (local and remote)
+  // Stream callbacks by name (hybrid execution), over the Client's own
+  // (Client::on_stream) and, for Trace::run, the Trace's. They run on the
+  // thread that follows the job: the caller's, or run_async's background one.
+  std::map<std::string, runtime::StreamFn> streams{};
+  // Remote: how long the server waits for each stream reply, counted from
+  // when it first sends the request; a client that reattaches within it
+  // picks the request up again. Past it the job fails naming the callback.
+  std::chrono::milliseconds stream_timeout{60000};
   // Called with the job ID as soon as the server accepted the job.
   std::function<void(const std::string& job_id)> on_submitted{};
 };
@@ -206,6 +221,12 @@ class Client {
   // This key's jobs, newest first (at most 100).
   std::vector<JobStatus> jobs();
 
+  // Stream callbacks for every job this Client follows (attach(), wait(),
+  // run_blocking(), run_async()); RunOptions::streams override them by name.
+  void on_stream(const std::string& name, std::function<at::Tensor(const at::Tensor&)> fn);
+  void on_stream_set(const std::string& name, runtime::StreamFn fn) { streams_[name] = std::move(fn); }
+  const std::map<std::string, runtime::StreamFn>& stream_handlers() const { return streams_; }
+
   // submit() + attach().
   runtime::TraceResult run_blocking(const transport::JobRequest& request, const RunOptions& options = {});
   // Follows a submitted job to its end with the status display and returns
@@ -233,6 +254,7 @@ class Client {
   HttpEndpoint endpoint_;
   std::unique_ptr<HttpClient> http_;
   std::optional<ServerEnv> env_;
+  std::map<std::string, runtime::StreamFn> streams_;
 };
 
 // Checks that `id` can be a job ID (letters, digits, '-', '_'; 1-128 chars)

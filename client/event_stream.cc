@@ -72,6 +72,16 @@ struct EventStream::Impl {
     cv.notify_all();
   }
 
+  // STREAM requests and REJECTED answers are live only: no seq, no replay
+  // (a pending STREAM is sent again on reattach).
+  static bool is_unsequenced(const nlohmann::json& event) {
+    if (!event.is_object() || event.contains("seq") || !event.contains("type") || !event["type"].is_string()) {
+      return false;
+    }
+    const auto& type = event["type"].get_ref<const std::string&>();
+    return type == "STREAM" || type == "REJECTED";
+  }
+
   // --- socket thread ---
 
   void open() {
@@ -99,6 +109,11 @@ struct EventStream::Impl {
 
   void on_message(const std::string& payload) {
     auto event = nlohmann::json::parse(payload, nullptr, /*allow_exceptions=*/false);
+    if (is_unsequenced(event)) {
+      attempts_since_event = 0;
+      push(std::move(event));
+      return;
+    }
     if (!event.is_object() || !event.contains("seq") || !event["seq"].is_number_unsigned() ||
         !event.contains("type") || !event["type"].is_string()) {
       finish(Status(StatusCode::kInternal, "job " + options.job_id +
@@ -243,10 +258,19 @@ EventStream::Next EventStream::next(nlohmann::json& event, std::chrono::millisec
   if (!s.queue.empty()) {
     event = std::move(s.queue.front());
     s.queue.pop_front();
-    s.last_delivered_seq = event["seq"].get<uint64_t>();
+    if (event.contains("seq")) s.last_delivered_seq = event["seq"].get<uint64_t>();
     return Next::kEvent;
   }
   return s.ended ? Next::kEnded : Next::kTimeout;
+}
+
+void EventStream::send(std::string text) {
+  Impl& s = *impl_;
+  if (!s.started) return;
+  boost::asio::post(s.ws.get_io_service(), [&s, text = std::move(text)] {
+    if (s.stopping || !s.connection || s.connection->get_state() != websocketpp::session::state::open) return;
+    (void)s.connection->send(text, websocketpp::frame::opcode::text);  // lost with the socket: resent on reattach
+  });
 }
 
 Status EventStream::end_status() const {

@@ -2,6 +2,9 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+#include <limits>
+
 #include "graph/validate.h"
 #include "runtime/tensor_data.h"
 
@@ -43,7 +46,25 @@ TraceInvoke Trace::invoke(std::vector<at::Tensor> inputs) {
 }
 
 void Trace::on_stream(const std::string& name, std::function<at::Tensor(const at::Tensor&)> fn) {
-  streams_[name] = std::move(fn);
+  streams_[name] = runtime::tensor_stream_fn(std::move(fn));
+}
+
+RunOptions Trace::with_streams(const RunOptions& options) const {
+  RunOptions o = options;
+  for (const auto& [name, fn] : streams_) o.streams.emplace(name, fn);
+  return o;
+}
+
+void Trace::check_stream_handlers(const std::map<std::string, runtime::StreamFn>& client_handlers,
+                                  const RunOptions& options) const {
+  const graph::Graph& g = graph();
+  for (uint32_t i = 0; i < g.nodes.size(); ++i) {
+    const graph::Node& n = g.nodes[i];
+    if (n.kind != graph::NodeKind::kStream) continue;
+    if (options.streams.count(n.name) || streams_.count(n.name) || client_handlers.count(n.name)) continue;
+    throw ValidationError(graph::describe_node(g, i) + ": no handler is registered for stream callback \"" + n.name +
+                          "\" (Trace::on_stream, Client::on_stream or RunOptions::streams)");
+  }
 }
 
 const RemoteModel& Trace::remote_or_throw() const {
@@ -57,7 +78,9 @@ const RemoteModel& Trace::remote_or_throw() const {
 
 runtime::TraceResult Trace::run(const RunOptions& options) {
   if (!options.remote) return run_local(options);
-  return remote_or_throw().client().run_blocking(request(options), options);
+  Client& client = remote_or_throw().client();
+  check_stream_handlers(client.stream_handlers(), options);
+  return client.run_blocking(request(options), with_streams(options));
 }
 
 std::string Trace::submit(const RunOptions& options) {
@@ -65,7 +88,9 @@ std::string Trace::submit(const RunOptions& options) {
 }
 
 AsyncRun Trace::run_async(const RunOptions& options) {
-  return remote_or_throw().client().run_async(request(options), options);
+  Client& client = remote_or_throw().client();
+  check_stream_handlers(client.stream_handlers(), options);
+  return client.run_async(request(options), with_streams(options));
 }
 
 runtime::TraceResult Trace::run_local(const RunOptions& options) {
@@ -77,18 +102,9 @@ runtime::TraceResult Trace::run_local(const RunOptions& options) {
   if (inputs_.empty()) throw ValidationError("the trace has no inputs: pass them to the constructor or invoke()");
   runtime::ExecOptions eo = local_options_;
   if (options.timeout.count() > 0) eo.limits.max_wall_time = std::min(eo.limits.max_wall_time, options.timeout);
-  if (!streams_.empty()) {
-    eo.on_stream = [this](const std::string& name, const c10::IValue& v) -> Result<c10::IValue> {
-      auto it = streams_.find(name);
-      if (it == streams_.end()) return failed_precondition("no handler registered for stream \"" + name + "\"");
-      if (!v.isTensor()) return invalid_argument("stream \"" + name + "\" got a non-tensor value");
-      try {
-        return c10::IValue(it->second(v.toTensor()));
-      } catch (const std::exception& e) {
-        return invalid_argument("stream callback \"" + name + "\" threw: " + e.what());
-      }
-    };
-  }
+  check_stream_handlers({}, options);
+  std::map<std::string, runtime::StreamFn> streams = with_streams(options).streams;
+  if (!streams.empty()) eo.on_stream = runtime::local_stream_handler(std::move(streams));
   if (options.on_log) {
     LogCallback log = options.on_log;
     eo.on_log = [log](const std::string& text, const c10::IValue& v) { log(text, summarize(v)); };
@@ -113,14 +129,6 @@ transport::JobRequest Trace::request(const RunOptions& options) const {
   const RemoteModel& model = remote_or_throw();
   if (inputs_.empty()) throw ValidationError("the trace has no inputs: pass them to the constructor or invoke()");
   const graph::Graph& g = graph();
-  for (uint32_t i = 0; i < g.nodes.size(); ++i) {
-    if (g.nodes[i].kind == graph::NodeKind::kStream) {
-      // TODO(cleanup): send these once the client answers STREAM events (hybrid execution, issue 4).
-      throw ValidationError(graph::describe_node(g, i) +
-                            ": stream callbacks run only locally in this version; run the trace with "
-                            "{.remote = false}");
-    }
-  }
   graph::ValidateOptions vo;
   vo.module_paths = &model.module_paths();
   Status valid = graph::validate(g, vo);
@@ -146,6 +154,8 @@ transport::JobRequest Trace::request(const RunOptions& options) const {
   req.request_id = options.request_id;
   req.no_cache = options.no_cache;
   req.wall_time_ms = options.wall_time_ms;
+  req.stream_timeout_ms = static_cast<uint32_t>(
+      std::clamp<int64_t>(options.stream_timeout.count(), 1, std::numeric_limits<uint32_t>::max()));
   return req;
 }
 

@@ -66,8 +66,11 @@ class Trace : public Builder {
   void set_local_model(runtime::Model& model) { local_ = &model; }
   void set_remote_model(const RemoteModel& model) { remote_ = model; }
 
-  // Local runs only for now: a callback for stream nodes named `name`.
+  // The callback for stream nodes named `name`, local and remote alike
+  // (remote: it runs here while the server waits; see Client).
   void on_stream(const std::string& name, std::function<at::Tensor(const at::Tensor&)> fn);
+  // The same for named sets of tensors (tuples; runtime/stream_value.h).
+  void on_stream_set(const std::string& name, runtime::StreamFn fn) { streams_[name] = std::move(fn); }
   // Local runs: limits and the rest of the executor's options.
   runtime::ExecOptions& local_options() { return local_options_; }
 
@@ -90,7 +93,13 @@ class Trace : public Builder {
   runtime::Model* local_ = nullptr;
   std::optional<RemoteModel> remote_;
   std::vector<std::vector<at::Tensor>> inputs_;  // per invoke
-  std::map<std::string, std::function<at::Tensor(const at::Tensor&)>> streams_;
+  // RunOptions with this trace's stream callbacks added (the options' win).
+  RunOptions with_streams(const RunOptions& options) const;
+  // ValidationError naming a stream node that no callback will answer.
+  void check_stream_handlers(const std::map<std::string, runtime::StreamFn>& client_handlers,
+                             const RunOptions& options) const;
+
+  std::map<std::string, runtime::StreamFn> streams_;
   runtime::ExecOptions local_options_;
 };
 

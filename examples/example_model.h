@@ -5,7 +5,9 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <string>
 
 #include "runtime/gpt2_config.h"
@@ -33,6 +35,19 @@ inline std::unique_ptr<loom::runtime::Model> load_or_exit(const std::string& dir
     std::exit(1);
   }
   return std::move(m).value();
+}
+
+// The checkpoint's head count (its config.json), for examples that edit heads.
+inline int64_t n_head(const std::string& dir) {
+  std::ifstream in(dir + "/config.json");
+  std::stringstream text;
+  text << in.rdbuf();
+  auto config = loom::runtime::parse_gpt2_config(text.str());
+  if (!config.ok()) {
+    std::cerr << "cannot read " << dir << "/config.json: " << config.status().message() << "\n";
+    std::exit(1);
+  }
+  return config->n_head;
 }
 
 // Exits non-zero with a message when `ok` is false.

@@ -239,12 +239,13 @@ Value Builder::op(const std::string& schema_name, std::vector<OpArg> args) {
   return Value(this, add_node(std::move(n)));
 }
 
-Value Builder::stream(const std::string& callback, const Value& v) {
+Value Builder::stream(const std::string& callback, const Value& v, bool any_shape) {
   check_own(this, v);
   graph::Node n;
   n.kind = graph::NodeKind::kStream;
   n.input = v.node();
   n.name = callback;
+  n.any_shape = any_shape;
   return Value(this, add_node(std::move(n)));
 }
 

@@ -178,8 +178,9 @@ class Builder {
   Value constant_ref(const std::string& sha256);
   // Any allowlisted ATen op by schema name, positional arguments.
   Value op(const std::string& schema_name, std::vector<OpArg> args);
-  // Hands `v` to the client callback `callback` mid-run and continues with its reply.
-  Value stream(const std::string& callback, const Value& v);
+  // Hands `v` to the client callback `callback` mid-run and continues with
+  // its reply, which must have v's shape and dtype unless `any_shape`.
+  Value stream(const std::string& callback, const Value& v, bool any_shape = false);
   // Sends `text` and `v` to the client as a LOG event.
   void log(const std::string& text, const Value& v);
   // Ends the forward pass as soon as `after` is available.

@@ -138,6 +138,7 @@ void node_to_capnp(const Node& n, schema::Node::Builder b) {
       auto s = b.initStream();
       s.setValue(n.input);
       s.setCallback(n.name);
+      s.setAnyShape(n.any_shape);
       break;
     }
     case NodeKind::kLog: {
@@ -195,6 +196,7 @@ Result<Node> node_from_capnp(schema::Node::Reader r) {
       n.kind = NodeKind::kStream;
       n.input = r.getStream().getValue();
       n.name = r.getStream().getCallback().cStr();
+      n.any_shape = r.getStream().getAnyShape();
       return n;
     case schema::Node::LOG:
       n.kind = NodeKind::kLog;

@@ -50,7 +50,9 @@ struct Node {
     constant @5 :TensorData;
     constantRef @6 :Text;   # SHA-256 (hex) of content uploaded earlier
     save :group { value @7 :UInt32; name @8 :Text; }
-    stream :group { value @9 :UInt32; callback @10 :Text; }
+    # anyShape: the reply may differ from the value sent in shape and dtype
+    # (by default it must match both).
+    stream :group { value @9 :UInt32; callback @10 :Text; anyShape @14 :Bool; }
     log :group { value @11 :UInt32; text @12 :Text; }
     stop @13 :UInt32;       # stop once this node is available
   }

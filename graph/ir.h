@@ -89,6 +89,7 @@ struct Node {
   TensorData tensor;           // kConstant (inline)
   std::string content_sha256;  // kConstant by reference: 64 hex chars
   std::string name;            // kSave: result name; kStream: callback; kLog: text
+  bool any_shape = false;      // kStream: the reply may differ from the value sent in shape/dtype
 
   // Node indexes this node reads.
   std::vector<uint32_t> dependencies() const;

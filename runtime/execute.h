@@ -32,8 +32,10 @@ struct Limits {
   std::chrono::milliseconds max_wall_time{10 * 60 * 1000};
 };
 
-// A client callback for stream nodes: gets the value, returns the reply.
-using StreamHandler = std::function<Result<c10::IValue>(const std::string& callback, const c10::IValue& value)>;
+// A client callback for stream nodes: gets the value as named tensors
+// (runtime/stream_value.h), returns the reply in the same form.
+using StreamHandler =
+    std::function<Result<std::vector<NamedTensor>>(const std::string& callback, const std::vector<NamedTensor>& value)>;
 using LogHandler = std::function<void(const std::string& text, const c10::IValue& value)>;
 // Resolves a constant uploaded earlier by its content SHA-256.
 using ContentResolver = std::function<Result<at::Tensor>(const std::string& sha256)>;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <functional>
 
+#include "runtime/stream_value.h"
 #include "runtime/tensor_data.h"
 
 namespace loom::runtime {
@@ -31,6 +32,22 @@ std::string short_message(const std::exception& e) {
 bool runnable(graph::NodeKind k) {
   return k == graph::NodeKind::kOp || k == graph::NodeKind::kSave || k == graph::NodeKind::kStream ||
          k == graph::NodeKind::kLog || k == graph::NodeKind::kStop;
+}
+
+// Replies arrive on the CPU; the model's device is where they are used.
+c10::IValue to_device(c10::IValue v, const at::Device& device) {
+  if (v.isTensor()) return v.toTensor().to(device);
+  if (v.isTuple()) {
+    std::vector<c10::IValue> elems = v.toTupleRef().elements().vec();
+    for (auto& e : elems) e = to_device(std::move(e), device);
+    return c10::ivalue::Tuple::create(std::move(elems));
+  }
+  if (v.isList()) {
+    c10::impl::GenericList list(c10::TensorType::get());
+    for (const auto& e : v.toListRef()) list.push_back(to_device(e, device));
+    return list;
+  }
+  return v;
 }
 
 }  // namespace
@@ -296,10 +313,14 @@ void Interleaver::run_node(uint32_t n) {
         fail(failed_precondition(describe_node(graph_, n) + ": no handler is registered for stream callback \"" +
                                  node.name + "\""));
       }
-      Result<c10::IValue> reply = options_.on_stream(node.name, values_[node.input]);
+      const c10::IValue& sent = values_[node.input];
+      Result<TensorSet> payload = stream_payload(sent);
+      if (!payload.ok()) fail(payload.status().with_context(describe_node(graph_, n)));
+      Result<TensorSet> reply = options_.on_stream(node.name, *payload);
       if (!reply.ok()) fail(reply.status().with_context(describe_node(graph_, n)));
-      values_[n] = std::move(reply).value();
-      if (values_[n].isTensor()) values_[n] = values_[n].toTensor().to(at::Device(model_.device()));
+      Result<c10::IValue> value = stream_reply_value(node.name, std::move(reply).value(), sent, node.any_shape);
+      if (!value.ok()) fail(value.status().with_context(describe_node(graph_, n)));
+      values_[n] = to_device(std::move(value).value(), at::Device(model_.device()));
       break;
     }
     case graph::NodeKind::kLog:

@@ -28,24 +28,13 @@ Invoke LocalTrace::invoke(std::vector<at::Tensor> inputs) {
 }
 
 void LocalTrace::on_stream(const std::string& name, std::function<at::Tensor(const at::Tensor&)> fn) {
-  streams_[name] = std::move(fn);
+  streams_[name] = tensor_stream_fn(std::move(fn));
 }
 
 Result<TraceResult> LocalTrace::run() {
   if (inputs_.empty()) return invalid_argument("the trace has no inputs: pass them to the constructor or invoke()");
   ExecOptions options = options_;
-  if (!streams_.empty()) {
-    options.on_stream = [this](const std::string& name, const c10::IValue& v) -> Result<c10::IValue> {
-      auto it = streams_.find(name);
-      if (it == streams_.end()) return failed_precondition("no handler registered for stream \"" + name + "\"");
-      if (!v.isTensor()) return invalid_argument("stream \"" + name + "\" got a non-tensor value");
-      try {
-        return c10::IValue(it->second(v.toTensor()));
-      } catch (const std::exception& e) {
-        return invalid_argument("stream callback \"" + name + "\" threw: " + e.what());
-      }
-    };
-  }
+  if (!streams_.empty()) options.on_stream = local_stream_handler(streams_);
   LOOM_ASSIGN_OR_RETURN(RunOutput out, execute(model_, graph(), inputs_, options));
   TraceResult result;
   result.saved = std::move(out.saved);

@@ -23,6 +23,7 @@
 
 #include "graph/builder.h"
 #include "runtime/execute.h"
+#include "runtime/stream_value.h"
 
 namespace loom::runtime {
 
@@ -56,6 +57,8 @@ class LocalTrace : public Builder {
   Invoke invoke(std::vector<at::Tensor> inputs);
   // Registers the callback for stream nodes named `name` (runs in-process).
   void on_stream(const std::string& name, std::function<at::Tensor(const at::Tensor&)> fn);
+  // The same for named sets of tensors (tuples; runtime/stream_value.h).
+  void on_stream_set(const std::string& name, StreamFn fn) { streams_[name] = std::move(fn); }
   void on_log(LogHandler fn) { options_.on_log = std::move(fn); }
   ExecOptions& options() { return options_; }
 
@@ -64,7 +67,7 @@ class LocalTrace : public Builder {
  private:
   Model& model_;
   std::vector<std::vector<c10::IValue>> inputs_;
-  std::map<std::string, std::function<at::Tensor(const at::Tensor&)>> streams_;
+  std::map<std::string, StreamFn> streams_;
   ExecOptions options_;
 };
 

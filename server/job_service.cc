@@ -14,6 +14,7 @@
 #include "transport/base64.h"
 #include "transport/presign.h"
 #include "transport/request.h"
+#include "transport/stream_frames.h"
 #include "transport/zstd_codec.h"
 
 namespace loom::server {
@@ -221,6 +222,67 @@ void JobService::emit(const std::string& job_id, const json& event) {
   for (auto& l : targets) l(*stored);
 }
 
+void JobService::emit_live(const std::string& job_id, const std::string& frame) {
+  std::vector<Listener> targets;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = listeners_.find(job_id);
+    if (it != listeners_.end()) {
+      for (auto& [h, l] : it->second) targets.push_back(l);
+    }
+  }
+  JobEvent ev{job_id, 0, frame};
+  for (auto& l : targets) l(ev);
+}
+
+Result<std::vector<runtime::NamedTensor>> JobService::ask_client(const std::string& job_id, uint64_t stream_id,
+                                                                 const std::string& callback,
+                                                                 const std::vector<runtime::NamedTensor>& value,
+                                                                 std::chrono::milliseconds timeout,
+                                                                 const std::atomic<bool>* cancel) {
+  const std::string who = "stream callback \"" + callback + "\"";
+  transport::StreamRequest req;
+  req.job_id = job_id;
+  req.stream_id = stream_id;
+  req.callback = callback;
+  req.deadline_ms = static_cast<uint64_t>(timeout.count());
+  req.max_reply_bytes = options_.max_stream_bytes;
+  LOOM_ASSIGN_OR_RETURN(req.tensors, runtime::encode_safetensors(value));
+  if (req.tensors.size() > options_.max_stream_bytes) {
+    return resource_exhausted(who + ": the value is " + std::to_string(req.tensors.size()) +
+                              " bytes, over the server's stream limit of " + std::to_string(options_.max_stream_bytes));
+  }
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  streams_.post(job_id, stream_id, transport::encode_stream_request(req));
+  if (auto frame = streams_.pending_frame(job_id)) emit_live(job_id, *frame);
+  transport::StreamReply reply;
+  switch (streams_.wait(job_id, stream_id, deadline, cancel, &reply)) {
+    case StreamBroker::Outcome::kDeadline:
+      return Status(StatusCode::kDeadlineExceeded,
+                    who + " got no reply within " + std::to_string(timeout.count()) +
+                        " ms (no client answered or reattached in time; a run sets this with its stream timeout)");
+    case StreamBroker::Outcome::kCancelled:
+      return Status(StatusCode::kCancelled, "cancelled while waiting for " + who);
+    case StreamBroker::Outcome::kReply: break;
+  }
+  if (!reply.error.empty()) return invalid_argument(who + " failed on the client: " + reply.error);
+  if (reply.tensors.size() > options_.max_stream_bytes) {
+    return resource_exhausted(who + ": the reply is " + std::to_string(reply.tensors.size()) +
+                              " bytes, over the server's stream limit of " + std::to_string(options_.max_stream_bytes));
+  }
+  runtime::SafetensorsLimits limits;
+  limits.max_total_bytes = options_.max_stream_bytes;
+  limits.max_header_bytes = std::min<uint64_t>(limits.max_header_bytes, options_.max_stream_bytes);
+  auto file = runtime::read_safetensors_buffer(reply.tensors, limits);
+  if (!file.ok()) return invalid_argument(who + ": the reply is not a valid tensor set: " + file.status().message());
+  return std::move(file->tensors);
+}
+
+Status JobService::stream_reply(const std::string& job_id, std::string_view frame) {
+  LOOM_ASSIGN_OR_RETURN(transport::StreamReply reply, transport::decode_stream_reply(frame, options_.max_ws_frame_bytes));
+  return streams_.reply(job_id, std::move(reply));
+}
+
 void JobService::finish(JobRecord& job, JobState state, const std::string& code, const std::string& message) {
   job.state = state;
   job.error_code = code;
@@ -308,7 +370,14 @@ void JobService::run_job(const std::string& id) {
     }
     emit(id, {{"type", "LOG"}, {"text", text}, {"value", summary}});
   };
+  uint64_t stream_id = 0;
+  std::chrono::milliseconds stream_timeout(req->stream_timeout_ms == 0 ? 60000 : req->stream_timeout_ms);
+  stream_timeout = std::min(stream_timeout, options_.max_stream_timeout);
+  eo.on_stream = [&](const std::string& callback, const std::vector<runtime::NamedTensor>& value) {
+    return ask_client(id, ++stream_id, callback, value, stream_timeout, cancel.get());
+  };
   auto out = runtime::execute(*lm->model, req->graph, inputs, eo);
+  streams_.close(id);
   if (!out.ok()) return fail(out.status());
 
   std::map<std::string, std::string> meta = {

@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -26,6 +27,7 @@
 #include "server/metrics.h"
 #include "server/models_config.h"
 #include "server/server_options.h"
+#include "server/stream_broker.h"
 #include "server/webhook.h"
 
 namespace loom::server {
@@ -65,6 +67,12 @@ class JobService {
   void unsubscribe(const std::string& job_id, uint64_t handle);
   Result<std::vector<JobEvent>> events_after(const std::string& job_id, uint64_t after);
 
+  // Hybrid execution: a STREAM_REPLY frame from a client following `job_id`.
+  // OK when taken; otherwise why not (the caller answers REJECTED).
+  Status stream_reply(const std::string& job_id, std::string_view frame);
+  // The job's STREAM frame still waiting for a reply, to send on (re)attach.
+  std::optional<std::string> pending_stream(const std::string& job_id) { return streams_.pending_frame(job_id); }
+
   std::string result_url(const std::string& job_id) const;
   nlohmann::json models_json() const;
   Result<nlohmann::json> model_json(const std::string& key) const;
@@ -82,6 +90,14 @@ class JobService {
   // Sets the state, persists, announces; `extra` fields join the event.
   void transition(JobRecord& job, JobState state, nlohmann::json extra = nlohmann::json::object());
   void emit(const std::string& job_id, const nlohmann::json& event);
+  // To current subscribers only, unsequenced and not stored (STREAM).
+  void emit_live(const std::string& job_id, const std::string& frame);
+  // Sends a stream node's value to the client and waits for its reply.
+  Result<std::vector<runtime::NamedTensor>> ask_client(const std::string& job_id, uint64_t stream_id,
+                                                       const std::string& callback,
+                                                       const std::vector<runtime::NamedTensor>& value,
+                                                       std::chrono::milliseconds timeout,
+                                                       const std::atomic<bool>* cancel);
   void finish(JobRecord& job, JobState state, const std::string& code, const std::string& message);
   void notify_webhook(const JobRecord& job, uint64_t event_seq);
   nlohmann::json to_json(const JobRecord& job);
@@ -92,6 +108,7 @@ class JobService {
   BlobStore& blobs_;
   Metrics& metrics_;
   std::unique_ptr<WebhookSender> webhooks_;
+  StreamBroker streams_;
   std::map<std::string, LoadedModel> models_;
   std::map<std::string, std::unique_ptr<Executor>> executors_;  // by device
   std::atomic<bool> draining_{false};

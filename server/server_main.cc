@@ -62,11 +62,18 @@ int main(int argc, char** argv) {
   app.add_option("--retention", retention_s, "seconds finished jobs and results are kept");
   app.add_option("--queue-capacity", opt.queue_capacity, "jobs waiting per device before 429");
   app.add_option("--max-body-bytes", opt.request_limits.max_body_bytes, "largest POST /v1/jobs body");
+  app.add_option("--max-stream-bytes", opt.max_stream_bytes, "largest tensor set of one STREAM request or reply");
+  uint64_t max_stream_timeout_ms = opt.max_stream_timeout.count();
+  app.add_option("--max-stream-timeout-ms", max_stream_timeout_ms,
+                 "longest a job may wait for one stream reply (jobs ask for their own, 60 s by default)");
   app.add_flag("--no-auth", no_auth, "accept requests without API keys (local experiments only)");
   CLI11_PARSE(app, argc, argv);
   opt.url_lifetime = std::chrono::seconds(url_lifetime_s);
   opt.retention = std::chrono::seconds(retention_s);
   opt.require_auth = !no_auth;
+  opt.max_stream_timeout = std::chrono::milliseconds(max_stream_timeout_ms);
+  // A reply frame is base64 (4/3) of at most max_stream_bytes, plus its JSON.
+  opt.max_ws_frame_bytes = opt.max_stream_bytes / 3 * 4 + (1 << 20);
   size_t colon = listen.rfind(':');
   if (colon == std::string::npos) return fail("--listen must be HOST:PORT");
   opt.listen_host = listen.substr(0, colon);

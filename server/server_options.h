@@ -30,7 +30,12 @@ struct ServerOptions {
   std::chrono::milliseconds webhook_first_backoff{500};
   std::chrono::milliseconds webhook_timeout{5000};
   // WebSocket frames from clients (STREAM replies) larger than this are refused.
-  uint64_t max_ws_frame_bytes = 64ull << 20;
+  uint64_t max_ws_frame_bytes = 96ull << 20;
+  // Tensor bytes of one STREAM request or reply (safetensors), each way.
+  uint64_t max_stream_bytes = 64ull << 20;
+  // Upper bound on a job's stream deadline (its request asks for its own,
+  // 60 s by default). The job's executor waits that long at most.
+  std::chrono::milliseconds max_stream_timeout{10 * 60 * 1000};
 };
 
 }  // namespace loom::server

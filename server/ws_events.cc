@@ -8,6 +8,7 @@
 #include <regex>
 
 #include "transport/request.h"
+#include "transport/stream_frames.h"
 
 namespace loom::server {
 
@@ -50,14 +51,27 @@ struct WsEvents::Impl : std::enable_shared_from_this<WsEvents::Impl> {
     server.set_fail_handler([weak](Hdl h) {
       if (auto self = weak.lock()) self->forget(h);
     });
-    server.set_message_handler([weak](Hdl h, WsServer::message_ptr) {
-      // Clients only listen for now; STREAM replies arrive with the hybrid protocol.
-      if (auto self = weak.lock()) {
-        websocketpp::lib::error_code ec;
-        self->server.close(h, websocketpp::close::status::policy_violation,
-                           "this endpoint does not take messages", ec);
-      }
+    server.set_message_handler([weak](Hdl h, WsServer::message_ptr msg) {
+      if (auto self = weak.lock()) self->on_message(h, msg);
     });
+  }
+
+  // A client's STREAM_REPLY. Frames that cannot be placed get a REJECTED
+  // answer and change nothing; the job goes on waiting for a good reply.
+  void on_message(Hdl h, const WsServer::message_ptr& msg) {
+    auto it = follows.find(h);
+    if (it == follows.end()) return;
+    Status taken = msg->get_opcode() == websocketpp::frame::opcode::text
+                       ? service.stream_reply(it->second.job_id, msg->get_payload())
+                       : invalid_argument("binary frames are not accepted; send STREAM_REPLY as JSON text");
+    if (taken.ok()) return;
+    uint64_t stream_id = 0;
+    auto j = json::parse(msg->get_payload(), nullptr, false);
+    if (j.is_object() && j.contains("stream_id") && j["stream_id"].is_number_unsigned()) {
+      stream_id = j["stream_id"].get<uint64_t>();
+    }
+    websocketpp::lib::error_code ec;
+    server.send(h, transport::encode_rejected(stream_id, taken.message()), websocketpp::frame::opcode::text, ec);
   }
 
   bool refuse(const WsServer::connection_ptr& con, websocketpp::http::status_code::value code, const Status& s) {
@@ -120,6 +134,11 @@ struct WsEvents::Impl : std::enable_shared_from_this<WsEvents::Impl> {
       return;
     }
     for (const JobEvent& ev : *past) deliver(h, ev);
+    // A stream request waiting for a reply goes out again to a reattached client.
+    if (auto frame = service.pending_stream(f.job_id)) {
+      websocketpp::lib::error_code ec;
+      server.send(h, *frame, websocketpp::frame::opcode::text, ec);
+    }
     // Resumed past the terminal event: nothing more will come, say so.
     auto still = follows.find(h);
     if (still == follows.end()) return;
@@ -132,7 +151,13 @@ struct WsEvents::Impl : std::enable_shared_from_this<WsEvents::Impl> {
 
   void deliver(Hdl h, const JobEvent& ev) {
     auto it = follows.find(h);
-    if (it == follows.end() || ev.seq <= it->second.last_sent) return;
+    if (it == follows.end()) return;
+    if (ev.seq == 0) {  // unsequenced (STREAM): not part of the replayed history
+      websocketpp::lib::error_code ec;
+      server.send(h, ev.json, websocketpp::frame::opcode::text, ec);
+      return;
+    }
+    if (ev.seq <= it->second.last_sent) return;
     it->second.last_sent = ev.seq;
     websocketpp::lib::error_code ec;
     server.send(h, ev.json, websocketpp::frame::opcode::text, ec);

@@ -43,5 +43,6 @@ inline double percentile(std::vector<double> v, double p) {
 
 void run_local(Context& ctx);
 void run_remote(Context& ctx);
+void run_stream(Context& ctx);
 
 }  // namespace loom::bench
