@@ -471,7 +471,7 @@ JobStatus Client::follow(const std::string& job_id, const RunOptions& options, S
         continue;
       }
       std::string reply = answerer.answer(ev);
-      if (!reply.empty()) events.send(std::move(reply));
+      if (!reply.empty()) events.send(std::move(reply), /*binary=*/true);
     } else if (type == "REJECTED") {
       display.on_log("the server rejected a stream reply", ev.value("message", std::string()));
     }

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "transport/request.h"
+#include "transport/stream_frames.h"
 
 namespace loom::client {
 
@@ -96,7 +97,11 @@ struct EventStream::Impl {
     con->append_header("X-Loom-Protocol", std::to_string(transport::kProtocolVersion));
     con->set_message_handler([this](websocketpp::connection_hdl, WsClient::message_ptr msg) {
       try {
-        on_message(msg->get_payload());
+        if (msg->get_opcode() == websocketpp::frame::opcode::binary) {
+          on_binary(msg->get_payload());
+        } else {
+          on_message(msg->get_payload());
+        }
       } catch (const std::exception& e) {
         finish(Status(StatusCode::kInternal, std::string("handling an event: ") + e.what()));
       }
@@ -132,6 +137,22 @@ struct EventStream::Impl {
       saw_terminal = true;
       finish(Status());
     }
+  }
+
+  // Binary frames carry a STREAM request: a JSON header, then tensor bytes
+  // (transport/stream_frames.h), handed over as the header with "tensors".
+  void on_binary(const std::string& payload) {
+    auto parts = transport::split_binary_frame(payload);
+    if (!parts.ok() || !is_unsequenced(parts->first)) {
+      finish(Status(StatusCode::kInternal, "job " + options.job_id + ": the server sent a binary frame that is not a "
+                                               "STREAM request" + (parts.ok() ? "" : ": " + parts.status().message())));
+      close_socket();
+      return;
+    }
+    nlohmann::json event = std::move(parts->first);
+    event["tensors"] = nlohmann::json::binary(std::vector<uint8_t>(parts->second.begin(), parts->second.end()));
+    attempts_since_event = 0;
+    push(std::move(event));
   }
 
   bool is_ended() {
@@ -264,12 +285,13 @@ EventStream::Next EventStream::next(nlohmann::json& event, std::chrono::millisec
   return s.ended ? Next::kEnded : Next::kTimeout;
 }
 
-void EventStream::send(std::string text) {
+void EventStream::send(std::string frame, bool binary) {
   Impl& s = *impl_;
   if (!s.started) return;
-  boost::asio::post(s.ws.get_io_service(), [&s, text = std::move(text)] {
+  boost::asio::post(s.ws.get_io_service(), [&s, binary, frame = std::move(frame)] {
     if (s.stopping || !s.connection || s.connection->get_state() != websocketpp::session::state::open) return;
-    (void)s.connection->send(text, websocketpp::frame::opcode::text);  // lost with the socket: resent on reattach
+    // Lost with the socket: the server resends its request on reattach.
+    (void)s.connection->send(frame, binary ? websocketpp::frame::opcode::binary : websocketpp::frame::opcode::text);
   });
 }
 

@@ -13,8 +13,9 @@
 // (seq <= last seen) are dropped. A refused handshake (bad key, foreign or
 // unknown job) ends the stream at once with the matching Status. After the
 // terminal event (COMPLETED, ERROR, CANCELLED) the stream ends with OK.
-// STREAM requests and REJECTED answers (hybrid execution) carry no seq:
-// they are handed over as they come.
+// STREAM requests (binary frames, delivered as their JSON header with the
+// tensor bytes as a binary "tensors" value) and REJECTED answers carry no
+// seq: they are handed over as they come.
 //
 // Thread safety: start(), next(), stop() and the accessors are called from
 // one caller thread; the socket's handlers run on the stream's own thread
@@ -74,10 +75,10 @@ class EventStream {
   uint64_t last_seq() const;  // the highest seq handed to next()
   int reconnects() const;     // socket reopenings so far
 
-  // Sends a text frame (a STREAM_REPLY) on the open socket. A frame sent
+  // Sends a frame (a STREAM_REPLY: binary, or JSON text) on the open socket. A frame sent
   // while the socket is down is dropped: the server sends its pending
   // STREAM again on reattach, and the caller answers it again.
-  void send(std::string text);
+  void send(std::string frame, bool binary);
 
   // Closes the socket and joins the thread. Idempotent.
   void stop();

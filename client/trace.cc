@@ -10,19 +10,6 @@
 
 namespace loom::client {
 
-namespace {
-
-// The same summary loom-server puts in a LOG event's "value", so a log
-// handler sees the same text locally and remotely.
-std::string summarize(const c10::IValue& v) {
-  if (!v.isTensor()) return "";
-  const at::Tensor& t = v.toTensor();
-  std::string summary = std::string(c10::toString(t.scalar_type())) + c10::str(t.sizes());
-  if (t.numel() > 0 && t.numel() <= 16) summary += " " + c10::str(t.to(at::kCPU).flatten());
-  return summary;
-}
-
-}  // namespace
 
 ModuleRef TraceInvoke::module(const std::string& path) const { return trace_->module(path, index_); }
 
@@ -107,7 +94,7 @@ runtime::TraceResult Trace::run_local(const RunOptions& options) {
   if (!streams.empty()) eo.on_stream = runtime::local_stream_handler(std::move(streams));
   if (options.on_log) {
     LogCallback log = options.on_log;
-    eo.on_log = [log](const std::string& text, const c10::IValue& v) { log(text, summarize(v)); };
+    eo.on_log = [log](const std::string& text, const c10::IValue& v) { log(text, runtime::log_summary(v)); };
   }
   Status valid = runtime::validate_for_model(graph(), *local_, eo.limits.graph);
   if (!valid.ok()) throw ValidationError(valid.message(), valid.code());

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <cstdio>
 #include <set>
 
 namespace loom::runtime {
@@ -87,6 +88,21 @@ Result<c10::IValue> stream_reply_value(const std::string& callback, TensorSet re
   c10::impl::GenericList list(c10::TensorType::get());
   for (auto& e : elems) list.push_back(std::move(e));
   return c10::IValue(std::move(list));
+}
+
+std::string log_summary(const c10::IValue& v) {
+  if (!v.isTensor()) return v.tagKind();
+  const at::Tensor& t = v.toTensor();
+  std::string out = describe(t);
+  if (t.numel() == 0 || t.numel() > 16) return out;
+  at::Tensor flat = t.to(at::kCPU).to(at::kDouble).flatten().contiguous();
+  out += " [";
+  for (int64_t i = 0; i < flat.numel(); ++i) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%s%.6g", i ? ", " : "", flat.data_ptr<double>()[i]);
+    out += buf;
+  }
+  return out + "]";
 }
 
 StreamHandler local_stream_handler(std::map<std::string, StreamFn> fns) {

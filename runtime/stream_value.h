@@ -36,6 +36,10 @@ Result<TensorSet> stream_payload(const c10::IValue& sent);
 Result<c10::IValue> stream_reply_value(const std::string& callback, TensorSet reply, const c10::IValue& sent,
                                        bool any_shape);
 
+// A log node's value as LOG events show it: "Float[2, 3] [0.5, 1, ...]"
+// (the values when there are at most 16). The same text locally and remotely.
+std::string log_summary(const c10::IValue& value);
+
 // An ExecOptions::on_stream that calls `fns` in-process (local runs).
 StreamHandler local_stream_handler(std::map<std::string, StreamFn> fns);
 

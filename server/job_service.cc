@@ -10,6 +10,7 @@
 #include "graph/sha256.h"
 #include "runtime/execute.h"
 #include "runtime/safetensors.h"
+#include "runtime/stream_value.h"
 #include "runtime/tensor_data.h"
 #include "transport/base64.h"
 #include "transport/presign.h"
@@ -278,8 +279,9 @@ Result<std::vector<runtime::NamedTensor>> JobService::ask_client(const std::stri
   return std::move(file->tensors);
 }
 
-Status JobService::stream_reply(const std::string& job_id, std::string_view frame) {
-  LOOM_ASSIGN_OR_RETURN(transport::StreamReply reply, transport::decode_stream_reply(frame, options_.max_ws_frame_bytes));
+Status JobService::stream_reply(const std::string& job_id, std::string_view frame, bool binary) {
+  LOOM_ASSIGN_OR_RETURN(transport::StreamReply reply,
+                        transport::decode_stream_reply(frame, binary, options_.max_ws_frame_bytes));
   return streams_.reply(job_id, std::move(reply));
 }
 
@@ -362,13 +364,7 @@ void JobService::run_job(const std::string& id) {
   }
   eo.cancel = cancel.get();
   eo.on_log = [&](const std::string& text, const c10::IValue& v) {
-    std::string summary;
-    if (v.isTensor()) {
-      const at::Tensor& t = v.toTensor();
-      summary = std::string(c10::toString(t.scalar_type())) + c10::str(t.sizes());
-      if (t.numel() > 0 && t.numel() <= 16) summary += " " + c10::str(t.to(at::kCPU).flatten());
-    }
-    emit(id, {{"type", "LOG"}, {"text", text}, {"value", summary}});
+    emit(id, {{"type", "LOG"}, {"text", text}, {"value", runtime::log_summary(v)}});
   };
   uint64_t stream_id = 0;
   std::chrono::milliseconds stream_timeout(req->stream_timeout_ms == 0 ? 60000 : req->stream_timeout_ms);

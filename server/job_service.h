@@ -69,7 +69,7 @@ class JobService {
 
   // Hybrid execution: a STREAM_REPLY frame from a client following `job_id`.
   // OK when taken; otherwise why not (the caller answers REJECTED).
-  Status stream_reply(const std::string& job_id, std::string_view frame);
+  Status stream_reply(const std::string& job_id, std::string_view frame, bool binary);
   // The job's STREAM frame still waiting for a reply, to send on (re)attach.
   std::optional<std::string> pending_stream(const std::string& job_id) { return streams_.pending_frame(job_id); }
 

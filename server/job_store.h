@@ -47,7 +47,7 @@ struct JobRecord {
 struct JobEvent {
   std::string job_id;
   uint64_t seq = 0;          // 1, 2, ... per job
-  std::string json;          // the event as sent on the WebSocket (includes seq)
+  std::string json;          // the event as sent on the WebSocket (includes seq); seq 0: a binary STREAM frame
 };
 
 struct ApiKey {

@@ -61,12 +61,17 @@ struct WsEvents::Impl : std::enable_shared_from_this<WsEvents::Impl> {
   void on_message(Hdl h, const WsServer::message_ptr& msg) {
     auto it = follows.find(h);
     if (it == follows.end()) return;
-    Status taken = msg->get_opcode() == websocketpp::frame::opcode::text
-                       ? service.stream_reply(it->second.job_id, msg->get_payload())
-                       : invalid_argument("binary frames are not accepted; send STREAM_REPLY as JSON text");
+    const bool binary = msg->get_opcode() == websocketpp::frame::opcode::binary;
+    Status taken = service.stream_reply(it->second.job_id, msg->get_payload(), binary);
     if (taken.ok()) return;
     uint64_t stream_id = 0;
-    auto j = json::parse(msg->get_payload(), nullptr, false);
+    json j;
+    if (binary) {
+      auto parts = transport::split_binary_frame(msg->get_payload());
+      if (parts.ok()) j = std::move(parts->first);
+    } else {
+      j = json::parse(msg->get_payload(), nullptr, false);
+    }
     if (j.is_object() && j.contains("stream_id") && j["stream_id"].is_number_unsigned()) {
       stream_id = j["stream_id"].get<uint64_t>();
     }
@@ -137,7 +142,7 @@ struct WsEvents::Impl : std::enable_shared_from_this<WsEvents::Impl> {
     // A stream request waiting for a reply goes out again to a reattached client.
     if (auto frame = service.pending_stream(f.job_id)) {
       websocketpp::lib::error_code ec;
-      server.send(h, *frame, websocketpp::frame::opcode::text, ec);
+      server.send(h, *frame, websocketpp::frame::opcode::binary, ec);
     }
     // Resumed past the terminal event: nothing more will come, say so.
     auto still = follows.find(h);
@@ -152,9 +157,9 @@ struct WsEvents::Impl : std::enable_shared_from_this<WsEvents::Impl> {
   void deliver(Hdl h, const JobEvent& ev) {
     auto it = follows.find(h);
     if (it == follows.end()) return;
-    if (ev.seq == 0) {  // unsequenced (STREAM): not part of the replayed history
+    if (ev.seq == 0) {  // unsequenced (a binary STREAM frame): not part of the replayed history
       websocketpp::lib::error_code ec;
-      server.send(h, ev.json, websocketpp::frame::opcode::text, ec);
+      server.send(h, ev.json, websocketpp::frame::opcode::binary, ec);
       return;
     }
     if (ev.seq <= it->second.last_sent) return;

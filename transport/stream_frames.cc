@@ -14,9 +14,14 @@ Result<uint64_t> positive_id(const json& j, const char* what) {
   return j["stream_id"].get<uint64_t>();
 }
 
+// "tensors": raw bytes (a JSON binary value, from a binary frame) or base64 text.
 Result<std::string> tensors_of(const json& j, const char* what) {
+  if (j.contains("tensors") && j["tensors"].is_binary()) {
+    const auto& bin = j["tensors"].get_binary();
+    return std::string(bin.begin(), bin.end());
+  }
   if (!j.contains("tensors") || !j["tensors"].is_string()) {
-    return invalid_argument(std::string(what) + " has no \"tensors\" (base64 of a safetensors buffer)");
+    return invalid_argument(std::string(what) + " has no \"tensors\" (a safetensors buffer)");
   }
   auto bytes = base64_decode(j["tensors"].get_ref<const std::string&>());
   if (!bytes.ok()) return invalid_argument(std::string(what) + ": \"tensors\" is not base64: " + bytes.status().message());
@@ -25,15 +30,38 @@ Result<std::string> tensors_of(const json& j, const char* what) {
 
 }  // namespace
 
+std::string encode_binary_frame(const json& header, std::string_view body) {
+  std::string h = header.dump();
+  std::string out;
+  out.reserve(4 + h.size() + body.size());
+  uint32_t n = static_cast<uint32_t>(h.size());
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((n >> (8 * i)) & 0xff));
+  out += h;
+  out.append(body.data(), body.size());
+  return out;
+}
+
+Result<std::pair<json, std::string>> split_binary_frame(std::string_view frame) {
+  if (frame.size() < 4) return invalid_argument("the binary frame is shorter than its 4-byte header length");
+  uint32_t n = 0;
+  for (int i = 0; i < 4; ++i) n |= static_cast<uint32_t>(static_cast<unsigned char>(frame[i])) << (8 * i);
+  if (n > frame.size() - 4) {
+    return invalid_argument("the binary frame's header length " + std::to_string(n) + " runs past its " +
+                            std::to_string(frame.size()) + " bytes");
+  }
+  json header = json::parse(frame.substr(4, n), nullptr, /*allow_exceptions=*/false);
+  if (!header.is_object()) return invalid_argument("the binary frame's header is not a JSON object");
+  return std::make_pair(std::move(header), std::string(frame.substr(4 + n)));
+}
+
 std::string encode_stream_request(const StreamRequest& r) {
   json j = {{"type", "STREAM"},
             {"job_id", r.job_id},
             {"stream_id", r.stream_id},
             {"callback", r.callback},
             {"deadline_ms", r.deadline_ms},
-            {"max_reply_bytes", r.max_reply_bytes},
-            {"tensors", base64_encode(r.tensors)}};
-  return j.dump();
+            {"max_reply_bytes", r.max_reply_bytes}};
+  return encode_binary_frame(j, r.tensors);
 }
 
 Result<StreamRequest> decode_stream_request(const json& j) {
@@ -54,21 +82,25 @@ Result<StreamRequest> decode_stream_request(const json& j) {
 
 std::string encode_stream_reply(const StreamReply& r) {
   json j = {{"type", "STREAM_REPLY"}, {"stream_id", r.stream_id}};
-  if (!r.error.empty()) {
-    j["error"] = r.error;
-  } else {
-    j["tensors"] = base64_encode(r.tensors);
-  }
-  return j.dump();
+  if (!r.error.empty()) j["error"] = r.error;
+  return encode_binary_frame(j, r.error.empty() ? std::string_view(r.tensors) : std::string_view());
 }
 
-Result<StreamReply> decode_stream_reply(std::string_view frame, uint64_t max_frame_bytes) {
+Result<StreamReply> decode_stream_reply(std::string_view frame, bool binary, uint64_t max_frame_bytes) {
   if (frame.size() > max_frame_bytes) {
     return Status(StatusCode::kResourceExhausted, "the frame is " + std::to_string(frame.size()) +
                                                       " bytes, over the limit of " + std::to_string(max_frame_bytes));
   }
-  json j = json::parse(frame, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object()) return invalid_argument("the frame is not a JSON object");
+  json j;
+  std::string body;
+  if (binary) {
+    LOOM_ASSIGN_OR_RETURN(auto parts, split_binary_frame(frame));
+    j = std::move(parts.first);
+    body = std::move(parts.second);
+  } else {
+    j = json::parse(frame, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object()) return invalid_argument("the frame is not a JSON object");
+  }
   if (j.value("type", "") != "STREAM_REPLY") {
     return invalid_argument("clients may only send STREAM_REPLY frames, not \"" +
                             (j.contains("type") && j["type"].is_string() ? j["type"].get<std::string>() : "") + "\"");
@@ -83,7 +115,13 @@ Result<StreamReply> decode_stream_reply(std::string_view frame, uint64_t max_fra
     r.error = j["error"].get<std::string>();
     return r;
   }
-  LOOM_ASSIGN_OR_RETURN(r.tensors, tensors_of(j, what));
+  if (!binary) {
+    LOOM_ASSIGN_OR_RETURN(r.tensors, tensors_of(j, what));
+  } else if (body.empty()) {
+    return invalid_argument("STREAM_REPLY has neither \"error\" nor tensors after its header");
+  } else {
+    r.tensors = std::move(body);
+  }
   return r;
 }
 

@@ -235,7 +235,7 @@ TEST_F(HybridTest, SocketCutMidStreamReconnectsAndGetsTheRequestAgain) {
     std::string type = ev.value("type", "");
     if (type == "STREAM") {
       ++streams_seen;
-      events->send(answerer.answer(ev));
+      events->send(answerer.answer(ev), true);
     }
     if (EventStream::is_terminal_type(type)) break;
   }
@@ -253,8 +253,8 @@ TEST_F(HybridTest, MalformedRepliesAreRejectedAndTheJobKeepsWaiting) {
   auto events = follow_raw(id);
   nlohmann::json stream = next_of(*events, "STREAM");
   at::Tensor sent = streamed_tensor(stream);
-  auto rejected = [&](const std::string& frame) {
-    events->send(frame);
+  auto rejected = [&](const std::string& frame, bool binary = false) {
+    events->send(frame, binary);
     nlohmann::json r = next_of(*events, "REJECTED");
     return r.value("message", "");
   };
@@ -263,10 +263,11 @@ TEST_F(HybridTest, MalformedRepliesAreRejectedAndTheJobKeepsWaiting) {
   EXPECT_NE(rejected(R"({"type":"STREAM_REPLY"})").find("stream_id"), std::string::npos);
   EXPECT_NE(rejected(R"({"type":"STREAM_REPLY","stream_id":1,"tensors":"%%%"})").find("not base64"),
             std::string::npos);
-  EXPECT_NE(rejected(reply_frame(7, sent)).find("stream id 7 is unknown"), std::string::npos);
+  EXPECT_NE(rejected(reply_frame(7, sent), true).find("stream id 7 is unknown"), std::string::npos);
+  EXPECT_NE(rejected(std::string("\xff\xff\0\0{}", 6), true).find("header length"), std::string::npos);
   EXPECT_EQ(client.status(id).state, JobState::kRunning);
   // A well-formed reply of the wrong shape fails the job, naming both shapes.
-  events->send(reply_frame(1, sent.slice(1, 0, 3)));
+  events->send(reply_frame(1, sent.slice(1, 0, 3)), true);
   nlohmann::json end = next_of(*events, "ERROR");
   EXPECT_EQ(end.value("code", ""), "INVALID_ARGUMENT");
   EXPECT_NE(end.value("message", "").find("replied Float[2, 3, 64]"), std::string::npos) << end.dump();
@@ -281,7 +282,7 @@ TEST_F(HybridTest, WrongDtypeAndOversizedRepliesFailTheJobWithTheReason) {
     std::string id = tr.submit();
     auto events = follow_raw(id);
     at::Tensor sent = streamed_tensor(next_of(*events, "STREAM"));
-    events->send(reply_frame(1, sent.to(at::kDouble)));
+    events->send(reply_frame(1, sent.to(at::kDouble)), true);
     nlohmann::json end = next_of(*events, "ERROR");
     EXPECT_NE(end.value("message", "").find("replied Double[2, 6, 64]"), std::string::npos) << end.dump();
   }
@@ -291,7 +292,7 @@ TEST_F(HybridTest, WrongDtypeAndOversizedRepliesFailTheJobWithTheReason) {
     std::string id = tr.submit();
     auto events = follow_raw(id);
     next_of(*events, "STREAM");
-    events->send(reply_frame(1, at::zeros({40000})));  // 160 KB, over the server's 64 KiB
+    events->send(reply_frame(1, at::zeros({40000})), true);  // 160 KB, over the server's 64 KiB
     nlohmann::json end = next_of(*events, "ERROR");
     EXPECT_EQ(end.value("code", ""), "RESOURCE_EXHAUSTED") << end.dump();
     EXPECT_NE(end.value("message", "").find("over the server's stream limit of 65536"), std::string::npos)
