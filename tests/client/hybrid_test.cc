@@ -197,6 +197,20 @@ TEST_F(HybridTest, ExpiredDeadlineFailsTheJobNamingTheCallback) {
   }
 }
 
+TEST_F(HybridTest, CancelStopsAJobWaitingForAReply) {
+  Client client(options());
+  Trace tr = client.model("gpt2-tiny").trace({ids()});
+  stream_attention(tr);
+  std::string id = tr.submit({.stream_timeout = 20s});
+  auto events = follow_raw(id);
+  next_of(*events, "STREAM");  // it waits for a reply now
+  client.cancel(id);  // next_of gives up after 15 s, before the 20 s deadline
+  nlohmann::json end = next_of(*events, "CANCELLED");
+  EXPECT_NE(end.value("message", "").find("waiting for stream callback \"edit_attn\""), std::string::npos)
+      << end.dump();
+  EXPECT_EQ(client.status(id).state, JobState::kCancelled);
+}
+
 TEST_F(HybridTest, DroppedSocketThenReattachWithinTheDeadlineCompletes) {
   Client client(options());
   Trace tr = client.model("gpt2-tiny").trace({ids()});
