@@ -286,7 +286,9 @@ RemoteModel Client::model(const std::string& key) {
   return RemoteModel(this, {j.value("key", key), j.value("kind", ""), j.value("device", "")}, std::move(modules));
 }
 
-std::string Client::submit(const transport::JobRequest& request) {
+std::string Client::submit(const transport::JobRequest& request) { return post_job(request, 0).value("job_id", ""); }
+
+json Client::post_job(const transport::JobRequest& request, int64_t wait_ms) {
   if (request.model_key.empty()) throw ValidationError("the request names no model");
   if (request.invokes.empty()) throw ValidationError("the request has no inputs: give the trace inputs or invoke()");
   if (request.invokes.size() != request.graph.invokes) {
@@ -296,12 +298,13 @@ std::string Client::submit(const transport::JobRequest& request) {
   Status valid = graph::validate(request.graph);
   if (!valid.ok()) throw ValidationError(valid.message());
   env();  // refuses a server of another protocol version with a message that says so
-  HttpResponse resp = expect_ok("POST", "/v1/jobs", transport::encode_request(request), "application/x-loom-request");
+  const std::string target = wait_ms > 0 ? "/v1/jobs?wait_ms=" + std::to_string(wait_ms) : "/v1/jobs";
+  HttpResponse resp = expect_ok("POST", target, transport::encode_request(request), "application/x-loom-request");
   json j = parse_object(resp, "POST /v1/jobs");
   std::string id = j.value("job_id", "");
   if (id.empty()) throw LoomError(StatusCode::kInternal, "POST /v1/jobs: the answer has no job_id: " + resp.body);
   check_job_id(id);
-  return id;
+  return j;
 }
 
 JobStatus Client::status(const std::string& job_id) {
@@ -378,6 +381,47 @@ JobStatus Client::poll_until_end(const std::string& job_id, const RunOptions& op
   }
 }
 
+namespace {
+
+// A COMPLETED, ERROR or CANCELLED event into the job's status; the display
+// shows the end.
+void apply_terminal_event(const json& ev, JobStatus& st, StatusDisplay& display) {
+  const std::string type = ev.value("type", "");
+  st.queue_position = -1;
+  if (type == "COMPLETED") {
+    st.state = JobState::kCompleted;
+    st.state_name = "COMPLETED";
+    st.result_url = ev.value("result_url", "");
+    st.result_size = ev.value("result_size", uint64_t{0});
+    st.result_sha256 = ev.value("result_sha256", "");
+    if (ev.contains("result_inline") && ev["result_inline"].is_string()) {
+      auto bytes = transport::base64_decode(ev["result_inline"].get<std::string>());
+      if (bytes.ok()) st.result_inline = std::move(bytes).value();  // else: downloaded instead
+    }
+    display.finish("COMPLETED", ev.value("deduplicated", false)
+                                    ? "an identical request had run before; its stored result is reused"
+                                    : "");
+    return;
+  }
+  st.state = type == "ERROR" ? JobState::kError : JobState::kCancelled;
+  st.state_name = type;
+  st.error_code = parse_status_code(ev.value("code", type == "ERROR" ? "INTERNAL" : "CANCELLED"));
+  st.error_message = ev.value("message", "");
+  display.finish(type, st.error_message);
+}
+
+// Whether a blocking run may wait for its job in the submit call itself:
+// not when the job streams to callbacks or sends LOG events, which come over
+// the WebSocket.
+bool can_wait_in_submit(const graph::Graph& g) {
+  for (const auto& n : g.nodes) {
+    if (n.kind == graph::NodeKind::kStream || n.kind == graph::NodeKind::kLog) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 JobStatus Client::follow(const std::string& job_id, const RunOptions& options, StatusDisplay& display) {
   check_job_id(job_id);
   const auto start = Clock::now();
@@ -442,27 +486,8 @@ JobStatus Client::follow(const std::string& job_id, const RunOptions& options, S
       std::string text = ev.value("text", ""), value = ev.value("value", "");
       display.on_log(text, value);
       if (options.on_log) options.on_log(text, value);
-    } else if (type == "COMPLETED") {
-      last.state = JobState::kCompleted;
-      last.state_name = "COMPLETED";
-      last.queue_position = -1;
-      last.result_url = ev.value("result_url", "");
-      last.result_size = ev.value("result_size", uint64_t{0});
-      last.result_sha256 = ev.value("result_sha256", "");
-      if (ev.contains("result_inline") && ev["result_inline"].is_string()) {
-        auto bytes = transport::base64_decode(ev["result_inline"].get<std::string>());
-        if (bytes.ok()) last.result_inline = std::move(bytes).value();  // else: downloaded instead
-      }
-      display.finish("COMPLETED", ev.value("deduplicated", false)
-                                      ? "an identical request had run before; its stored result is reused"
-                                      : "");
-      break;
-    } else if (type == "ERROR" || type == "CANCELLED") {
-      last.state = type == "ERROR" ? JobState::kError : JobState::kCancelled;
-      last.state_name = type;
-      last.error_code = parse_status_code(ev.value("code", type == "ERROR" ? "INTERNAL" : "CANCELLED"));
-      last.error_message = ev.value("message", "");
-      display.finish(type, last.error_message);
+    } else if (EventStream::is_terminal_type(type)) {
+      apply_terminal_event(ev, last, display);
       break;
     } else if (type == "STREAM") {
       if (!answerer.answers()) {
@@ -624,9 +649,22 @@ void Client::on_stream(const std::string& name, std::function<at::Tensor(const a
 }
 
 runtime::TraceResult Client::run_blocking(const transport::JobRequest& request, const RunOptions& options) {
-  std::string id = submit(request);
+  int64_t wait_ms = can_wait_in_submit(request.graph) ? options_.submit_wait.count() : 0;
+  if (options.timeout.count() > 0) wait_ms = std::min<int64_t>(wait_ms, options.timeout.count());
+  json answer = post_job(request, wait_ms);
+  std::string id = answer.value("job_id", "");
   if (options.on_submitted) options.on_submitted(id);
-  return attach(id, options);
+  if (!answer.contains("event") || !answer["event"].is_object() ||
+      !EventStream::is_terminal_type(answer["event"].value("type", ""))) {
+    return attach(id, options);  // still running: follow it over the WebSocket
+  }
+  StatusDisplay display = make_display(options);
+  display.set_job(id);
+  JobStatus st;
+  st.id = id;
+  apply_terminal_event(answer["event"], st, display);
+  throw_if_failed(st);
+  return decode_result(st, fetch_compressed(st, &display));
 }
 
 AsyncRun Client::run_async(const transport::JobRequest& request, const RunOptions& options) {

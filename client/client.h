@@ -39,6 +39,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "client/errors.h"
 #include "client/http_client.h"
 #include "runtime/trace.h"
@@ -114,6 +116,11 @@ struct ClientOptions {
   int max_download_attempts = 6;
   // Polling when the WebSocket is unavailable, and wait_for's default.
   std::chrono::milliseconds poll_interval{500};
+  // A blocking run first waits this long in its submit call (POST
+  // /v1/jobs?wait_ms=N): a job that ends by then needs no WebSocket. Longer
+  // jobs (and jobs with stream or log nodes) are followed over the
+  // WebSocket with the status display. 0: always follow.
+  std::chrono::milliseconds submit_wait{250};
 };
 
 // A LOG event: its text and the server's summary of the value.
@@ -239,6 +246,8 @@ class Client {
   AsyncRun run_async(const transport::JobRequest& request, const RunOptions& options = {});
 
  private:
+  // POST /v1/jobs (?wait_ms=N when > 0); the answer's JSON.
+  nlohmann::json post_job(const transport::JobRequest& request, int64_t wait_ms);
   HttpResponse call(const std::string& method, const std::string& target, std::string body = {},
                     const std::string& content_type = {});
   HttpResponse expect_ok(const std::string& method, const std::string& target, std::string body = {},

@@ -69,7 +69,7 @@ Status fsync_dir(const std::string& dir) {
 
 }  // namespace
 
-Result<BlobStore> BlobStore::open(const std::string& dir) {
+Result<BlobStore> BlobStore::open(const std::string& dir, bool sync) {
   if (dir.empty()) return invalid_argument("blob store directory is empty");
   for (BlobKind kind : {BlobKind::kRequest, BlobKind::kResult}) {
     std::string sub = dir + "/" + subdir(kind);
@@ -80,10 +80,19 @@ Result<BlobStore> BlobStore::open(const std::string& dir) {
       return failed_precondition("blob directory " + sub + " exists but is not a directory");
     }
   }
-  // TODO(cleanup): temporary files of puts cut short by a crash (".<id>.*"
-  // in the subdirectories) stay until removed by hand; sweep old ones here
-  // once a server owns the directory exclusively.
-  return BlobStore(dir);
+  // Temporary files of puts cut short by a crash (".<id>.XXXXXX"): an hour
+  // old, no put of any live process is still writing them.
+  const auto stale = std::filesystem::file_time_type::clock::now() - std::chrono::hours(1);
+  for (BlobKind kind : {BlobKind::kRequest, BlobKind::kResult}) {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(dir + "/" + subdir(kind), ec)) {
+      std::error_code ignored;
+      if (entry.path().filename().string().rfind('.', 0) == 0 && entry.last_write_time(ignored) < stale) {
+        std::filesystem::remove(entry.path(), ignored);
+      }
+    }
+  }
+  return BlobStore(dir, sync);
 }
 
 bool BlobStore::valid_id(const std::string& id) {
@@ -125,10 +134,10 @@ Status BlobStore::put(BlobKind kind, const std::string& id, std::string_view byt
   if (::fchmod(fd.get(), 0644) != 0) return fail(io_error(errno, "chmod", tmp));
   Status s = write_all(fd.get(), bytes, tmp);
   if (!s.ok()) return fail(s);
-  if (::fsync(fd.get()) != 0) return fail(io_error(errno, "fsync", tmp));
+  if (sync_ && ::fsync(fd.get()) != 0) return fail(io_error(errno, "fsync", tmp));
   if (fd.close() != 0) return fail(io_error(errno, "close", tmp));
   if (::rename(tmp.c_str(), target->c_str()) != 0) return fail(io_error(errno, "rename to " + *target, tmp));
-  return fsync_dir(dir);
+  return sync_ ? fsync_dir(dir) : Status();
 }
 
 Result<std::string> BlobStore::get(BlobKind kind, const std::string& id) const {

@@ -1,10 +1,12 @@
 // Request bodies and results as files under the server's data directory:
 //   DIR/requests/<job_id>.req     the zstd Cap'n Proto JobRequest as received
 //   DIR/results/<job_id>.st.zst   the zstd safetensors result
-// put() is atomic: it writes a temporary file in the same directory, fsyncs
-// it, renames it over the target and fsyncs the directory, so a reader (or a
-// server restarting after a crash) sees the old bytes or the new, never a
-// prefix. Ids must be 1..128 lowercase hex chars (job ids are 32), which is
+// put() is atomic: it writes a temporary file in the same directory,
+// renames it over the target, so a reader (or a server restarting after a
+// crash) sees the old bytes or the new, never a prefix. With `sync` it also
+// fsyncs the file before the rename and the directory after, so a put
+// survives power loss too (costs milliseconds per put on most disks); without
+// it a put survives a crash of the process, not of the machine. Ids must be 1..128 lowercase hex chars (job ids are 32), which is
 // what keeps a path from leaving DIR ("../x" is INVALID_ARGUMENT).
 //
 // Ownership: holds only the directory name; the files belong to the server.
@@ -26,8 +28,9 @@ enum class BlobKind { kRequest, kResult };
 
 class BlobStore {
  public:
-  // Opens DIR, creating it and its requests/ and results/ subdirectories.
-  static Result<BlobStore> open(const std::string& dir);
+  // Opens DIR, creating it and its requests/ and results/ subdirectories,
+  // and removes temporary files left by puts a crash cut short (an hour old).
+  static Result<BlobStore> open(const std::string& dir, bool sync = true);
 
   // Writes the blob atomically, replacing any previous one. RESOURCE_EXHAUSTED
   // when the disk is full, INTERNAL for other I/O errors.
@@ -45,10 +48,11 @@ class BlobStore {
   static bool valid_id(const std::string& id);
 
  private:
-  explicit BlobStore(std::string dir) : dir_(std::move(dir)) {}
+  BlobStore(std::string dir, bool sync) : dir_(std::move(dir)), sync_(sync) {}
   Result<std::string> checked_path(BlobKind kind, const std::string& id) const;
 
   std::string dir_;
+  bool sync_ = true;
 };
 
 }  // namespace loom::server

@@ -1,5 +1,7 @@
 #include "server/http_api.h"
 
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -24,6 +26,21 @@ using json = nlohmann::json;
 namespace {
 
 constexpr const char* kServerVersion = "loom-server 0.1.0";
+// Longest a POST /v1/jobs?wait_ms=N holds its answer: longer jobs are
+// followed over the WebSocket, with their queue position and LOG events.
+constexpr int64_t kMaxSubmitWaitMs = 10000;
+
+// A POST /v1/jobs?wait_ms=N waiting for its job's end (I/O thread only).
+struct SubmitWait {
+  explicit SubmitWait(const asio::any_io_executor& ex) : timer(ex) {}
+  asio::steady_timer timer;
+  std::string job_id;
+  uint64_t subscription = 0;
+  nlohmann::json answer;
+  unsigned version = 11;
+  bool keep_alive = true;
+  bool answered = false;
+};
 
 http::status http_status(StatusCode code) {
   switch (code) {
@@ -134,6 +151,25 @@ struct HttpApi::Impl : std::enable_shared_from_this<HttpApi::Impl> {
       stream.socket().shutdown(tcp::socket::shutdown_send, ec);
     }
 
+    // Answers a POST /v1/jobs?wait_ms=N once: with the terminal event (200)
+    // or, when the wait ran out, as a plain submit (202).
+    void end_wait(const std::shared_ptr<SubmitWait>& w, const std::string& terminal_event) {
+      if (w->answered) return;
+      w->answered = true;
+      w->timer.cancel();
+      api->service.unsubscribe(w->job_id, w->subscription);
+      json answer = std::move(w->answer);
+      if (terminal_event.empty()) {
+        auto state = api->service.job_state(w->job_id);
+        if (state.ok()) answer["state"] = job_state_name(*state);
+        return send(make_json(http::status::accepted, answer, w->version, w->keep_alive));
+      }
+      json ev = json::parse(terminal_event, nullptr, false);
+      answer["state"] = ev.value("state", answer.value("state", ""));
+      answer["event"] = std::move(ev);
+      send(make_json(http::status::ok, answer, w->version, w->keep_alive));
+    }
+
     void handle(http::request<http::string_body> req);
     void download(const http::request<http::string_body>& req, const std::string& path, const std::string& query);
   };
@@ -196,7 +232,30 @@ void HttpApi::Impl::Session::handle(http::request<http::string_body> req) {
     send(make_json(ok, *r, v, ka));
   };
   if (path == "/v1/jobs" && req.method() == http::verb::post) {
-    auto r = svc.submit(*owner, req.body());
+    // ?wait_ms=N: answer when the job ends or N ms pass, whichever first,
+    // so a short job needs no WebSocket (the answer carries its terminal event).
+    static const std::regex kWait("(?:^|&)wait_ms=([0-9]{1,6})(?:&|$)");
+    std::smatch w;
+    const int64_t wait_ms =
+        std::regex_search(query, w, kWait) ? std::min<int64_t>(std::stoll(w[1]), kMaxSubmitWaitMs) : 0;
+    std::shared_ptr<SubmitWait> waiter;
+    JobService::Listener listener;
+    if (wait_ms > 0) {
+      waiter = std::make_shared<SubmitWait>(stream.get_executor());
+      std::weak_ptr<Session> weak = shared_from_this();
+      listener = [weak, waiter](const JobEvent& ev) {
+        // Terminal events only; they are JSON text we wrote, "type" spelled without spaces.
+        if (ev.seq == 0 || (ev.json.find("\"type\":\"COMPLETED\"") == std::string::npos &&
+                            ev.json.find("\"type\":\"ERROR\"") == std::string::npos &&
+                            ev.json.find("\"type\":\"CANCELLED\"") == std::string::npos)) {
+          return;
+        }
+        asio::post(waiter->timer.get_executor(), [weak, waiter, text = ev.json] {
+          if (auto self = weak.lock()) self->end_wait(waiter, text);
+        });
+      };
+    }
+    auto r = svc.submit(*owner, req.body(), std::move(listener));
     if (!r.ok()) {
       const Status& s = r.status();
       if (s.code() == StatusCode::kResourceExhausted && s.message().rfind("the queue", 0) == 0) {
@@ -206,9 +265,19 @@ void HttpApi::Impl::Session::handle(http::request<http::string_body> req) {
       }
       return send(make_error(s, v, ka));
     }
-    return send(make_json(http::status::accepted,
-                          {{"job_id", r->job_id}, {"state", job_state_name(r->state)}, {"deduplicated", r->deduplicated}},
-                          v, ka));
+    json answer = {{"job_id", r->job_id}, {"state", job_state_name(r->state)}, {"deduplicated", r->deduplicated}};
+    if (!waiter || r->subscription == 0) return send(make_json(http::status::accepted, answer, v, ka));
+    waiter->job_id = r->job_id;
+    waiter->subscription = r->subscription;
+    waiter->answer = std::move(answer);
+    waiter->version = v;
+    waiter->keep_alive = ka;
+    waiter->timer.expires_after(std::chrono::milliseconds(wait_ms));
+    // The timer's handler holds the session until the wait ends either way.
+    waiter->timer.async_wait([self = shared_from_this(), waiter](beast::error_code ec) {
+      if (!ec) self->end_wait(waiter, "");
+    });
+    return;  // end_wait() answers
   }
   if (path == "/v1/jobs" && req.method() == http::verb::get) return answer(svc.list(*owner));
   if (std::regex_match(path, m, kJob)) {

@@ -122,7 +122,7 @@ const JobService::LoadedModel* JobService::find_model(const std::string& key) co
   return it == models_.end() ? nullptr : &it->second;
 }
 
-Result<SubmitAnswer> JobService::submit(const std::string& owner, std::string_view body) {
+Result<SubmitAnswer> JobService::submit(const std::string& owner, std::string_view body, Listener listener) {
   if (draining_) return Status(StatusCode::kUnavailable, "the server is shutting down; retry on another server or later");
   LOOM_ASSIGN_OR_RETURN(transport::JobRequest req, transport::decode_request(body, options_.request_limits));
   const LoadedModel* lm = find_model(req.model_key);
@@ -148,48 +148,57 @@ Result<SubmitAnswer> JobService::submit(const std::string& owner, std::string_vi
   job.created_ms = job.updated_ms = now_ms();
   job.request_id = req.request_id;
   job.callback_url = req.callback_url;
+  uint64_t subscription = listener ? subscribe(job.id, std::move(listener)) : 0;
+  // Failing before the job exists: the listener has nothing to hear.
+  auto refuse = [&](Status s) {
+    if (subscription != 0) unsubscribe(job.id, subscription);
+    return s;
+  };
   // Results are cached per owner: a shared cache would tell one user what another ran.
   if (!req.no_cache && !has_stream_nodes(req.graph)) {
     job.identity = sha256_hex(owner + "\n" + transport::request_identity(req));
     auto done = store_.find_completed(job.identity);
-    if (!done.ok()) return done.status();
+    if (!done.ok()) return refuse(done.status());
     if (done->has_value()) {
       auto bytes = blobs_.get(BlobKind::kResult, (*done)->id);
       if (bytes.ok() && blobs_.put(BlobKind::kResult, job.id, *bytes).ok()) {
         job.state = JobState::kCompleted;
         job.result_size = (*done)->result_size;
         job.result_sha256 = (*done)->result_sha256;
-        LOOM_RETURN_IF_ERROR(store_.create(job));
+        Status created = store_.create(job);
+        if (!created.ok()) return refuse(created);
         metrics_.job_entered(JobState::kCompleted);
         json ev = {{"type", "COMPLETED"}, {"state", "COMPLETED"}, {"deduplicated", true}};
         ev["result_size"] = job.result_size;
         ev["result_sha256"] = job.result_sha256;
         ev["result_url"] = result_url(job.id);
-        if (job.result_size <= options_.inline_max) ev["result_inline"] = transport::base64_encode(*bytes);
-        emit(job.id, ev);
+        json live = json::object();
+        if (job.result_size <= options_.inline_max) live["result_inline"] = transport::base64_encode(*bytes);
+        emit(job.id, ev, live);
         notify_webhook(job, 0);
-        return SubmitAnswer{job.id, job.state, true};
+        return SubmitAnswer{job.id, job.state, true, subscription};
       }
     }
   }
   if (static_cast<size_t>(lm->executor->size()) >= options_.queue_capacity) {
-    return Status(StatusCode::kResourceExhausted, "the queue for " + lm->spec.device + " is full (" +
-                                                      std::to_string(options_.queue_capacity) + " jobs); retry later");
+    return refuse(Status(StatusCode::kResourceExhausted, "the queue for " + lm->spec.device + " is full (" +
+                                                      std::to_string(options_.queue_capacity) + " jobs); retry later"));
   }
   job.state = JobState::kReceived;
-  LOOM_RETURN_IF_ERROR(store_.create(job));
+  Status created = store_.create(job);
+  if (!created.ok()) return refuse(created);
   metrics_.job_entered(JobState::kReceived);
   Status put = blobs_.put(BlobKind::kRequest, job.id, body);
   if (!put.ok()) {
     finish(job, JobState::kError, "INTERNAL", "could not store the request: " + put.message());
-    return put;
+    return refuse(put);
   }
   transition(job, JobState::kQueued, {{"queue_position", lm->executor->size()}});
   if (!lm->executor->try_push(job.id)) {
     finish(job, JobState::kError, "RESOURCE_EXHAUSTED", "the queue was full");
-    return Status(StatusCode::kResourceExhausted, "the queue for " + lm->spec.device + " is full; retry later");
+    return refuse(Status(StatusCode::kResourceExhausted, "the queue for " + lm->spec.device + " is full; retry later"));
   }
-  return SubmitAnswer{job.id, JobState::kQueued, false};
+  return SubmitAnswer{job.id, JobState::kQueued, false, subscription};
 }
 
 void JobService::transition(JobRecord& job, JobState state, json extra) {
@@ -203,7 +212,7 @@ void JobService::transition(JobRecord& job, JobState state, json extra) {
   emit(job.id, extra);
 }
 
-void JobService::emit(const std::string& job_id, const json& event) {
+void JobService::emit(const std::string& job_id, const json& event, const json& live) {
   json e = event;
   e["job_id"] = job_id;
   e["time"] = rfc3339(now_ms());
@@ -211,6 +220,11 @@ void JobService::emit(const std::string& job_id, const json& event) {
   if (!stored.ok()) {
     std::cerr << "loom-server: job " << job_id << ": event not stored: " << stored.status().message() << "\n";
     return;
+  }
+  if (!live.empty()) {
+    e["seq"] = stored->seq;
+    e.update(live);
+    stored->json = e.dump();
   }
   std::vector<Listener> targets;
   {
@@ -393,8 +407,9 @@ void JobService::run_job(const std::string& id) {
   metrics_.job_finished((job.updated_ms - job.created_ms) / 1000.0);
   json ev = {{"type", "COMPLETED"}, {"state", "COMPLETED"}, {"result_size", job.result_size},
              {"result_sha256", job.result_sha256}, {"result_url", result_url(id)}};
-  if (compressed.size() <= options_.inline_max) ev["result_inline"] = transport::base64_encode(compressed);
-  emit(id, ev);
+  json live = json::object();
+  if (compressed.size() <= options_.inline_max) live["result_inline"] = transport::base64_encode(compressed);
+  emit(id, ev, live);
   notify_webhook(job, 0);
 }
 

@@ -36,6 +36,7 @@ struct SubmitAnswer {
   std::string job_id;
   JobState state;
   bool deduplicated = false;
+  uint64_t subscription = 0;  // the `listener` handle given to submit(); 0 when none
 };
 
 class JobService {
@@ -54,7 +55,10 @@ class JobService {
   // The key id a request's API key belongs to (UNAUTHENTICATED otherwise).
   Result<std::string> authenticate(const std::string& api_key);
 
-  Result<SubmitAnswer> submit(const std::string& owner, std::string_view body);
+  // `listener`, when set, is subscribed to the new job before it is queued,
+  // so it sees every event (a fast job may end before submit returns);
+  // unsubscribe it with the answer's job_id and subscription.
+  Result<SubmitAnswer> submit(const std::string& owner, std::string_view body, Listener listener = {});
   Result<nlohmann::json> snapshot(const std::string& owner, const std::string& id);
   Result<nlohmann::json> list(const std::string& owner);
   Result<nlohmann::json> cancel(const std::string& owner, const std::string& id);
@@ -89,7 +93,11 @@ class JobService {
   void run_job(const std::string& id);
   // Sets the state, persists, announces; `extra` fields join the event.
   void transition(JobRecord& job, JobState state, nlohmann::json extra = nlohmann::json::object());
-  void emit(const std::string& job_id, const nlohmann::json& event);
+  // Stores the event, then announces it. `live` fields (the inline result)
+  // go to current subscribers only: the stored history stays small, and a
+  // replayed COMPLETED points at the result URL instead.
+  void emit(const std::string& job_id, const nlohmann::json& event,
+            const nlohmann::json& live = nlohmann::json::object());
   // To current subscribers only, unsequenced and not stored (STREAM).
   void emit_live(const std::string& job_id, const std::string& frame);
   // Sends a stream node's value to the client and waits for its reply.

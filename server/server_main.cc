@@ -66,6 +66,7 @@ int main(int argc, char** argv) {
   uint64_t max_stream_timeout_ms = opt.max_stream_timeout.count();
   app.add_option("--max-stream-timeout-ms", max_stream_timeout_ms,
                  "longest a job may wait for one stream reply (jobs ask for their own, 60 s by default)");
+  app.add_flag("--fsync", opt.fsync, "fsync every job record and blob write: survives power loss, costs ms per job");
   app.add_flag("--no-auth", no_auth, "accept requests without API keys (local experiments only)");
   CLI11_PARSE(app, argc, argv);
   opt.url_lifetime = std::chrono::seconds(url_lifetime_s);
@@ -93,9 +94,9 @@ int main(int argc, char** argv) {
   if (!presign.ok() || !webhook.ok()) return fail((presign.ok() ? webhook.status() : presign.status()).message());
   opt.presign_secret = *presign;
   opt.webhook_secret = *webhook;
-  auto store = loom::server::SqliteJobStore::open(opt.data_dir + "/loom.db");
+  auto store = loom::server::SqliteJobStore::open(opt.data_dir + "/loom.db", opt.fsync);
   if (!store.ok()) return fail(store.status().message());
-  auto blobs = loom::server::BlobStore::open(opt.data_dir);
+  auto blobs = loom::server::BlobStore::open(opt.data_dir, opt.fsync);
   if (!blobs.ok()) return fail(blobs.status().message());
 
   loom::server::Metrics metrics;

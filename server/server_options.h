@@ -24,6 +24,9 @@ struct ServerOptions {
   transport::RequestLimits request_limits;  // body size, decompressed size, Cap'n Proto traversal
   runtime::Limits run_limits;               // per job: nodes, saved bytes, wall time
   bool require_auth = true;
+  // fsync job records and blobs on every write (survives power loss);
+  // otherwise they survive a crash of the process, not of the machine.
+  bool fsync = false;
   std::string presign_secret;  // HMAC key for result URLs (DATA_DIR/server.secret)
   std::string webhook_secret;  // HMAC key for webhook signatures (DATA_DIR/webhook.secret)
   int webhook_attempts = 5;

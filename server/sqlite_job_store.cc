@@ -152,7 +152,7 @@ class SqliteJobStore::Statement {
   int bind_rc_ = SQLITE_OK;
 };
 
-Result<std::unique_ptr<SqliteJobStore>> SqliteJobStore::open(const std::string& path) {
+Result<std::unique_ptr<SqliteJobStore>> SqliteJobStore::open(const std::string& path, bool sync_full) {
   sqlite3* db = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                            nullptr);
@@ -174,7 +174,8 @@ Result<std::unique_ptr<SqliteJobStore>> SqliteJobStore::open(const std::string& 
                                  "'); is the file on a network filesystem?");
     }
   }
-  LOOM_RETURN_IF_ERROR(store->exec("PRAGMA synchronous=NORMAL", "set synchronous=NORMAL"));
+  LOOM_RETURN_IF_ERROR(store->exec(sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+                                   "set synchronous"));
   LOOM_RETURN_IF_ERROR(store->init_schema());
   return store;
 }

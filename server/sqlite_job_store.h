@@ -38,7 +38,10 @@ class SqliteJobStore : public JobStore {
   static constexpr int kSchemaVersion = 1;
 
   // Opens (creating if absent) the database at `path` and its schema.
-  static Result<std::unique_ptr<SqliteJobStore>> open(const std::string& path);
+  // `sync_full`: every commit is fsynced (survives power loss); otherwise
+  // WAL with synchronous=NORMAL (survives a crash of the process; the last
+  // commits may be lost with the machine).
+  static Result<std::unique_ptr<SqliteJobStore>> open(const std::string& path, bool sync_full = false);
   ~SqliteJobStore() override;
   SqliteJobStore(const SqliteJobStore&) = delete;
   SqliteJobStore& operator=(const SqliteJobStore&) = delete;

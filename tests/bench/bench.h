@@ -44,5 +44,17 @@ inline double percentile(std::vector<double> v, double p) {
 void run_local(Context& ctx);
 void run_remote(Context& ctx);
 void run_stream(Context& ctx);
+void run_probe(Context& ctx);
+
+}  // namespace loom::bench
+
+namespace loom::client {
+struct ClientOptions;
+}  // namespace loom::client
+
+namespace loom::bench {
+
+// Part of the remote suite, against its server.
+void run_fetch(Context& ctx, const client::ClientOptions& options, const std::string& work_dir);
 
 }  // namespace loom::bench

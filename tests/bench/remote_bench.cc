@@ -1,6 +1,7 @@
 // Remote cost on loopback: a blocking remote trace on a tiny model minus the
 // same trace run locally (overhead p50/p99), and completed jobs per second
-// with 32 concurrent clients. The real loom-server runs as a subprocess.
+// with 32 concurrent clients; then a 1 GiB result fetched to a file
+// (fetch_bench.cc). The real loom-server runs as a subprocess.
 #include <ATen/ATen.h>
 
 #include <atomic>
@@ -83,6 +84,7 @@ void run_remote(Context& ctx) {
     for (auto& th : clients) th.join();
     ctx.add("remote.jobs_per_s_32c", jobs, "jobs/s", ">= 5000");
   }
+  run_fetch(ctx, co, dir.path());
   server.stop();
 }
 

@@ -209,19 +209,50 @@ TEST_F(RemoteTest, BlockingRunShowsPlainStatusLinesWhenNotATerminal) {
   ClientOptions o = options();
   o.quiet = false;
   o.status_out = &status;
+  o.submit_wait = 0ms;  // follow over the WebSocket from the start
   Client client(o);
   Trace tr = client.model("gpt2-tiny").trace({ids()});
   tr.output().save("logits");
   RunOptions ro;
   ro.remote = true;
+  ro.no_cache = true;
   std::string job;
   ro.on_submitted = [&](const std::string& id) { job = id; };
-  tr.run(ro);
+  runtime::TraceResult followed = tr.run(ro);
   std::string s = status.str();
   EXPECT_EQ(s.find('\r'), std::string::npos) << s;
   EXPECT_NE(s.find("loom: job " + job + " QUEUED"), std::string::npos) << s;
   EXPECT_NE(s.find("loom: job " + job + " RUNNING"), std::string::npos) << s;
   EXPECT_NE(s.find("loom: job " + job + " COMPLETED in "), std::string::npos) << s;
+
+  // By default a short job ends inside the submit call: no WebSocket, so
+  // no QUEUED or RUNNING line, and the same result.
+  std::ostringstream quick_status;
+  o.status_out = &quick_status;
+  o.submit_wait = 5000ms;
+  Client quick(o);
+  tr.set_remote_model(quick.model("gpt2-tiny"));
+  runtime::TraceResult waited = tr.run(ro);
+  s = quick_status.str();
+  EXPECT_EQ(s.find("QUEUED"), std::string::npos) << s;
+  EXPECT_NE(s.find("loom: job " + job + " COMPLETED"), std::string::npos) << s;
+  expect_same_results(followed, waited);
+}
+
+TEST_F(RemoteTest, JobLongerThanTheSubmitWaitIsFollowedOverTheWebSocket) {
+  std::ostringstream status;
+  ClientOptions o = options();
+  o.quiet = false;
+  o.status_out = &status;
+  o.submit_wait = 20ms;  // the slow model takes ~1 s at these inputs
+  Client client(o);
+  Trace tr = client.model("gpt2-slow").trace({ids(64, 128)});
+  tr.output().slice(1, -1, std::nullopt).save("last");
+  runtime::TraceResult r = tr.run({.remote = true, .no_cache = true});
+  EXPECT_EQ(r.at("last").sizes(), (std::vector<int64_t>{64, 1, 1000}));
+  std::string s = status.str();
+  EXPECT_NE(s.find(" RUNNING"), std::string::npos) << s;  // seen on the event stream
+  EXPECT_NE(s.find(" COMPLETED in "), std::string::npos) << s;
 }
 
 TEST_F(RemoteTest, RunFailureIsRemoteErrorWithTheSameMessageAsLocally) {

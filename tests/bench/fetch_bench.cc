@@ -1,0 +1,56 @@
+// Fetching a large result to a file: a job whose result is over 1 GiB
+// compressed (a pseudo-random float tensor made on the server from the
+// model's logits, so zstd cannot shrink it), fetched by `loom result ID -o
+// FILE` as a child process. Reports the compressed bytes' rate over the
+// whole command (download, SHA-256 check, decompression to the file) and
+// the child's peak resident memory (wait4's ru_maxrss).
+#include <ATen/ATen.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <stdexcept>
+
+#include "client/client.h"
+#include "client/trace.h"
+#include "tests/bench/bench.h"
+
+namespace loom::bench {
+
+void run_fetch(Context& ctx, const client::ClientOptions& co, const std::string& work_dir) {
+  client::Client c(co);
+  client::Trace tr = c.model("gpt2-tiny").trace({at::arange(16, at::kLong).view({1, 16})});
+  // 64,000 logits repeated 4,400 times: 281.6 M floats, 1.05 GiB; the
+  // running sum's sine does not repeat, so it does not compress.
+  Value repeated = tr.op("aten::repeat", {tr.output().flatten(), std::vector<int64_t>{4400}});
+  tr.op("aten::sin", {tr.op("aten::cumsum", {repeated, 0})}).save("noise");
+  std::string id = tr.submit({.no_cache = true});
+  client::JobStatus st = c.wait_for(id, std::chrono::milliseconds(100), {}, std::chrono::minutes(5));
+
+  std::string out = work_dir + "/fetched.safetensors";
+  std::string host_env = "LOOM_HOST=" + co.host, key_env = "LOOM_API_KEY=" + co.api_key;
+  std::string loom_bin = std::string(LOOM_BIN_DIR) + "/loom";
+  auto t0 = std::chrono::steady_clock::now();
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::putenv(host_env.data());
+    ::putenv(key_env.data());
+    ::execl(loom_bin.c_str(), "loom", "result", id.c_str(), "-o", out.c_str(), "--quiet", static_cast<char*>(nullptr));
+    std::_Exit(127);
+  }
+  int status = 0;
+  rusage usage{};
+  if (::wait4(pid, &status, 0, &usage) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    throw std::runtime_error("loom result failed (status " + std::to_string(status) + ")");
+  }
+  double seconds = seconds_since(t0);
+  uint64_t written = std::filesystem::file_size(out);
+  std::filesystem::remove(out);
+  ctx.add("remote.fetch_result_mib", static_cast<double>(st.result_size) / (1 << 20), "MiB");
+  ctx.add("remote.fetch_file_mib", static_cast<double>(written) / (1 << 20), "MiB");
+  ctx.add("remote.fetch_gbps", static_cast<double>(st.result_size) * 8 / 1e9 / seconds, "Gbit/s");
+  ctx.add("remote.fetch_client_peak_rss_mib", static_cast<double>(usage.ru_maxrss) / 1024, "MiB", "<= 64");
+}
+
+}  // namespace loom::bench
