@@ -71,7 +71,9 @@ std::string HttpResponse::header(std::string_view name) const {
 }
 
 struct HttpClient::Impl {
-  Impl(const HttpEndpoint& ep, HttpClientOptions o) : endpoint(ep), options(o) {}
+  // Beast reads at most the buffer's free capacity (512 bytes when empty):
+  // reserve room so a body arrives in a few reads, not hundreds.
+  Impl(const HttpEndpoint& ep, HttpClientOptions o) : endpoint(ep), options(o) { buffer.reserve(64 << 10); }
 
   HttpEndpoint endpoint;
   HttpClientOptions options;

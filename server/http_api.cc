@@ -103,7 +103,11 @@ struct HttpApi::Impl : std::enable_shared_from_this<HttpApi::Impl> {
     std::optional<http::request_parser<http::string_body>> parser;
     std::shared_ptr<void> in_flight;  // the response being written
 
-    Session(std::shared_ptr<Impl> a, tcp::socket s) : api(std::move(a)), stream(std::move(s)) {}
+    // Beast reads at most the buffer's free capacity (512 bytes when empty):
+    // reserve room so a body arrives in a few reads, not hundreds.
+    Session(std::shared_ptr<Impl> a, tcp::socket s) : api(std::move(a)), stream(std::move(s)) {
+      buffer.reserve(64 << 10);
+    }
 
     void start() { read(); }
 
@@ -153,21 +157,25 @@ struct HttpApi::Impl : std::enable_shared_from_this<HttpApi::Impl> {
 
     // Answers a POST /v1/jobs?wait_ms=N once: with the terminal event (200)
     // or, when the wait ran out, as a plain submit (202).
-    void end_wait(const std::shared_ptr<SubmitWait>& w, const std::string& terminal_event) {
+    void end_wait(const std::shared_ptr<SubmitWait>& w, const char* state, const std::string& terminal_event) {
       if (w->answered) return;
       w->answered = true;
       w->timer.cancel();
       api->service.unsubscribe(w->job_id, w->subscription);
       json answer = std::move(w->answer);
-      if (terminal_event.empty()) {
-        auto state = api->service.job_state(w->job_id);
-        if (state.ok()) answer["state"] = job_state_name(*state);
+      if (state == nullptr) {
+        auto now = api->service.job_state(w->job_id);
+        if (now.ok()) answer["state"] = job_state_name(*now);
         return send(make_json(http::status::accepted, answer, w->version, w->keep_alive));
       }
-      json ev = json::parse(terminal_event, nullptr, false);
-      answer["state"] = ev.value("state", answer.value("state", ""));
-      answer["event"] = std::move(ev);
-      send(make_json(http::status::ok, answer, w->version, w->keep_alive));
+      answer["state"] = state;
+      // The event text is spliced in as is: it may carry an inline result,
+      // which parsing and dumping again would cost more than the job.
+      StringResponse res = make_json(http::status::ok, answer, w->version, w->keep_alive);
+      res.body().pop_back();  // the closing '}'
+      res.body() += ",\"event\":" + terminal_event + "}";
+      res.prepare_payload();
+      send(std::move(res));
     }
 
     void handle(http::request<http::string_body> req);
@@ -245,14 +253,14 @@ void HttpApi::Impl::Session::handle(http::request<http::string_body> req) {
       std::weak_ptr<Session> weak = shared_from_this();
       listener = [weak, waiter](const JobEvent& ev) {
         // Terminal events only; they are JSON text we wrote, "type" spelled without spaces.
-        if (ev.seq == 0 || (ev.json.find("\"type\":\"COMPLETED\"") == std::string::npos &&
-                            ev.json.find("\"type\":\"ERROR\"") == std::string::npos &&
-                            ev.json.find("\"type\":\"CANCELLED\"") == std::string::npos)) {
+        if (ev.seq == 0) return;
+        for (const char* state : {"COMPLETED", "ERROR", "CANCELLED"}) {
+          if (ev.json.find(std::string("\"type\":\"") + state + "\"") == std::string::npos) continue;
+          asio::post(waiter->timer.get_executor(), [weak, waiter, state, text = ev.json] {
+            if (auto self = weak.lock()) self->end_wait(waiter, state, text);
+          });
           return;
         }
-        asio::post(waiter->timer.get_executor(), [weak, waiter, text = ev.json] {
-          if (auto self = weak.lock()) self->end_wait(waiter, text);
-        });
       };
     }
     auto r = svc.submit(*owner, req.body(), std::move(listener));
@@ -275,7 +283,7 @@ void HttpApi::Impl::Session::handle(http::request<http::string_body> req) {
     waiter->timer.expires_after(std::chrono::milliseconds(wait_ms));
     // The timer's handler holds the session until the wait ends either way.
     waiter->timer.async_wait([self = shared_from_this(), waiter](beast::error_code ec) {
-      if (!ec) self->end_wait(waiter, "");
+      if (!ec) self->end_wait(waiter, nullptr, "");
     });
     return;  // end_wait() answers
   }
@@ -305,15 +313,23 @@ void HttpApi::Impl::Session::download(const http::request<http::string_body>& re
   static const std::regex kResult("/v1/blobs/results/([0-9a-f]{1,64})");
   std::smatch m;
   if (!std::regex_match(path, m, kResult)) return send(make_error(not_found("no blob " + path), v, ka));
-  std::string file = svc.options().data_dir + "/results/" + m[1].str() + ".st.zst";
-  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return send(make_error(not_found("result of job " + m[1].str() + " is no longer kept"), v, ka));
-  off_t size = ::lseek(fd, 0, SEEK_END);
+  // Small results live in the job store, large ones in files (JobService::put_blob).
+  std::optional<std::string> small = svc.small_blob(BlobKind::kResult, m[1].str());
+  int fd = -1;
+  off_t size = 0;
+  if (small) {
+    size = static_cast<off_t>(small->size());
+  } else {
+    std::string file = svc.options().data_dir + "/results/" + m[1].str() + ".st.zst";
+    fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return send(make_error(not_found("result of job " + m[1].str() + " is no longer kept"), v, ka));
+    size = ::lseek(fd, 0, SEEK_END);
+  }
   auto range_header = req.find(http::field::range);
   auto range = transport::parse_range(range_header == req.end() ? "" : std::string(range_header->value()),
                                       static_cast<uint64_t>(size));
   if (!range.ok()) {
-    ::close(fd);
+    if (fd >= 0) ::close(fd);
     StringResponse res = make_error(range.status(), v, ka, http::status::range_not_satisfiable);
     res.set(http::field::content_range, "bytes */" + std::to_string(size));
     return send(std::move(res));
@@ -336,11 +352,18 @@ void HttpApi::Impl::Session::download(const http::request<http::string_body>& re
     res.keep_alive(ka);
   };
   if (req.method() == http::verb::head) {
-    ::close(fd);
+    if (fd >= 0) ::close(fd);
     http::response<http::empty_body> head{status, v};
     fill(head);
     head.content_length(length);
     return send(std::move(head));
+  }
+  if (small) {
+    StringResponse res{status, v};
+    fill(res);
+    res.body() = small->substr(first, length);
+    res.prepare_payload();
+    return send(std::move(res));
   }
   http::response<FileRangeBody> res{status, v};
   fill(res);

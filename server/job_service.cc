@@ -160,8 +160,8 @@ Result<SubmitAnswer> JobService::submit(const std::string& owner, std::string_vi
     auto done = store_.find_completed(job.identity);
     if (!done.ok()) return refuse(done.status());
     if (done->has_value()) {
-      auto bytes = blobs_.get(BlobKind::kResult, (*done)->id);
-      if (bytes.ok() && blobs_.put(BlobKind::kResult, job.id, *bytes).ok()) {
+      auto bytes = get_blob(BlobKind::kResult, (*done)->id);
+      if (bytes.ok() && put_blob(BlobKind::kResult, job.id, *bytes).ok()) {
         job.state = JobState::kCompleted;
         job.result_size = (*done)->result_size;
         job.result_sha256 = (*done)->result_sha256;
@@ -188,7 +188,7 @@ Result<SubmitAnswer> JobService::submit(const std::string& owner, std::string_vi
   Status created = store_.create(job);
   if (!created.ok()) return refuse(created);
   metrics_.job_entered(JobState::kReceived);
-  Status put = blobs_.put(BlobKind::kRequest, job.id, body);
+  Status put = put_blob(BlobKind::kRequest, job.id, body);
   if (!put.ok()) {
     finish(job, JobState::kError, "INTERNAL", "could not store the request: " + put.message());
     return refuse(put);
@@ -354,7 +354,7 @@ void JobService::run_job(const std::string& id) {
     finish(job, s.code() == StatusCode::kCancelled ? JobState::kCancelled : JobState::kError,
            status_code_name(s.code()), s.message());
   };
-  auto body = blobs_.get(BlobKind::kRequest, id);
+  auto body = get_blob(BlobKind::kRequest, id);
   if (!body.ok()) return fail(body.status());
   auto req = transport::decode_request(*body, options_.request_limits);
   if (!req.ok()) return fail(req.status());
@@ -395,7 +395,7 @@ void JobService::run_job(const std::string& id) {
   auto encoded = runtime::encode_safetensors(out->saved, meta);
   if (!encoded.ok()) return fail(encoded.status());
   std::string compressed = transport::zstd_compress(*encoded, 3);
-  Status put = blobs_.put(BlobKind::kResult, id, compressed);
+  Status put = put_blob(BlobKind::kResult, id, compressed);
   if (!put.ok()) return fail(put);
   job.result_size = compressed.size();
   job.result_sha256 = sha256_hex(compressed);
@@ -494,6 +494,22 @@ void JobService::unsubscribe(const std::string& job_id, uint64_t handle) {
 
 Result<std::vector<JobEvent>> JobService::events_after(const std::string& job_id, uint64_t after) {
   return store_.events_after(job_id, after);
+}
+
+Status JobService::put_blob(BlobKind kind, const std::string& id, std::string_view bytes) {
+  if (bytes.size() <= options_.small_blob_bytes) return store_.put_blob(static_cast<int>(kind), id, bytes);
+  return blobs_.put(kind, id, bytes);
+}
+
+Result<std::string> JobService::get_blob(BlobKind kind, const std::string& id) {
+  LOOM_ASSIGN_OR_RETURN(std::optional<std::string> small, store_.get_blob(static_cast<int>(kind), id));
+  if (small) return std::move(*small);
+  return blobs_.get(kind, id);
+}
+
+std::optional<std::string> JobService::small_blob(BlobKind kind, const std::string& id) {
+  auto small = store_.get_blob(static_cast<int>(kind), id);
+  return small.ok() ? std::move(*small) : std::nullopt;
 }
 
 std::string JobService::result_url(const std::string& job_id) const {

@@ -77,6 +77,13 @@ class JobService {
   // The job's STREAM frame still waiting for a reply, to send on (re)attach.
   std::optional<std::string> pending_stream(const std::string& job_id) { return streams_.pending_frame(job_id); }
 
+  // Blobs up to options().small_blob_bytes are kept in the job store, larger
+  // ones in files (BlobStore): a file per blob costs ~1 ms to create.
+  Status put_blob(BlobKind kind, const std::string& id, std::string_view bytes);
+  Result<std::string> get_blob(BlobKind kind, const std::string& id);  // NOT_FOUND
+  // The blob when the job store holds it; nullopt when it is a file (or gone).
+  std::optional<std::string> small_blob(BlobKind kind, const std::string& id);
+
   std::string result_url(const std::string& job_id) const;
   nlohmann::json models_json() const;
   Result<nlohmann::json> model_json(const std::string& key) const;

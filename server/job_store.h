@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "graph/status.h"
@@ -75,7 +76,13 @@ class JobStore {
   virtual Result<std::optional<JobRecord>> find_by_request_id(const std::string& owner, const std::string& request_id) = 0;
   // Terminal jobs last updated before `before_ms` (retention sweep).
   virtual Result<std::vector<JobRecord>> list_expired(int64_t before_ms) = 0;
-  virtual Status remove(const std::string& id) = 0;  // the job and its events
+  virtual Status remove(const std::string& id) = 0;  // the job, its events and blobs
+
+  // Small blobs (requests, results) kept with the records: creating a file
+  // per blob costs about a millisecond on ext4, a row tens of microseconds.
+  // `kind` tells requests from results; remove() deletes a job's blobs.
+  virtual Status put_blob(int kind, const std::string& id, std::string_view bytes) = 0;
+  virtual Result<std::optional<std::string>> get_blob(int kind, const std::string& id) = 0;  // nullopt: none
 
   // Appends an event; assigns and returns its seq. `json_without_seq` is a
   // JSON object; the store inserts "seq" so the stored text is what is sent.

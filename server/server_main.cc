@@ -5,9 +5,11 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <dlfcn.h>
 #include <openssl/rand.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -41,6 +43,14 @@ loom::Result<std::string> secret_file(const std::string& dir, const std::string&
   return s;
 }
 
+// OpenBLAS's worker threads spin between calls; with as many of them as
+// cores they take the CPU from the I/O thread that answers clients. The
+// symbol is looked up at run time: another BLAS simply has no such knob.
+void set_blas_threads(int n) {
+  using SetThreads = void (*)(int);
+  if (auto set = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(n);
+}
+
 int fail(const std::string& message) {
   std::cerr << "loom-server: " << message << "\n";
   return 1;
@@ -53,6 +63,7 @@ int main(int argc, char** argv) {
   std::string models_file, listen = "127.0.0.1:0";
   uint64_t url_lifetime_s = opt.url_lifetime.count(), retention_s = opt.retention.count();
   bool no_auth = false;
+  int blas_threads = 0;
   CLI::App app{"loom-server: runs intervention graphs for remote clients"};
   app.add_option("--models", models_file, "YAML or JSON: {models: [{key, path, device}]}")->required();
   app.add_option("--data-dir", opt.data_dir, "job records, results and secrets live here")->required();
@@ -66,12 +77,18 @@ int main(int argc, char** argv) {
   uint64_t max_stream_timeout_ms = opt.max_stream_timeout.count();
   app.add_option("--max-stream-timeout-ms", max_stream_timeout_ms,
                  "longest a job may wait for one stream reply (jobs ask for their own, 60 s by default)");
+  app.add_option("--small-blob-bytes", opt.small_blob_bytes,
+                 "requests and results up to this size live in SQLite; larger ones are files");
   app.add_flag("--fsync", opt.fsync, "fsync every job record and blob write: survives power loss, costs ms per job");
+  app.add_option("--blas-threads", blas_threads,
+                 "OpenBLAS threads for the models (default: OpenBLAS's own, one per core); fewer leave CPU to the "
+                 "I/O thread, but results then differ in the last bits from runs with another count");
   app.add_flag("--no-auth", no_auth, "accept requests without API keys (local experiments only)");
   CLI11_PARSE(app, argc, argv);
   opt.url_lifetime = std::chrono::seconds(url_lifetime_s);
   opt.retention = std::chrono::seconds(retention_s);
   opt.require_auth = !no_auth;
+  if (blas_threads > 0) set_blas_threads(blas_threads);
   opt.max_stream_timeout = std::chrono::milliseconds(max_stream_timeout_ms);
   // A reply frame is base64 (4/3) of at most max_stream_bytes, plus its JSON.
   opt.max_ws_frame_bytes = opt.max_stream_bytes / 3 * 4 + (1 << 20);

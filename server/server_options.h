@@ -27,6 +27,9 @@ struct ServerOptions {
   // fsync job records and blobs on every write (survives power loss);
   // otherwise they survive a crash of the process, not of the machine.
   bool fsync = false;
+  // Requests and results up to this size are kept in SQLite beside the job
+  // record; larger ones are files under DATA_DIR (streamed for downloads).
+  uint64_t small_blob_bytes = 1 << 20;
   std::string presign_secret;  // HMAC key for result URLs (DATA_DIR/server.secret)
   std::string webhook_secret;  // HMAC key for webhook signatures (DATA_DIR/webhook.secret)
   int webhook_attempts = 5;

@@ -46,6 +46,12 @@ CREATE TABLE IF NOT EXISTS events (
   json   TEXT NOT NULL,
   PRIMARY KEY (job_id, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS blobs (
+  kind   INTEGER NOT NULL,
+  id     TEXT NOT NULL,
+  bytes  BLOB NOT NULL,
+  PRIMARY KEY (kind, id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS keys (
   key_id     TEXT PRIMARY KEY NOT NULL,
   name       TEXT NOT NULL,
@@ -117,6 +123,9 @@ class SqliteJobStore::Statement {
     keep(sqlite3_bind_text(stmt_, index, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
   }
   void bind(int index, int64_t v) { keep(sqlite3_bind_int64(stmt_, index, v)); }
+  void bind_blob(int index, std::string_view v) {
+    keep(sqlite3_bind_blob64(stmt_, index, v.data(), v.size(), SQLITE_TRANSIENT));
+  }
 
   // true: a row is ready; false: done.
   Result<bool> step() {
@@ -140,6 +149,11 @@ class SqliteJobStore::Statement {
     return p == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(p), static_cast<size_t>(n));
   }
   int64_t int64(int col) const { return sqlite3_column_int64(stmt_, col); }
+  std::string blob(int col) const {
+    const void* p = sqlite3_column_blob(stmt_, col);
+    int n = sqlite3_column_bytes(stmt_, col);
+    return p == nullptr ? std::string() : std::string(static_cast<const char*>(p), static_cast<size_t>(n));
+  }
 
  private:
   void keep(int rc) {
@@ -435,12 +449,39 @@ Status SqliteJobStore::remove(const std::string& id) {
       st.bind(1, id);
       LOOM_RETURN_IF_ERROR(st.run());
     }
+    {
+      LOOM_ASSIGN_OR_RETURN(Statement st, prepare("DELETE FROM blobs WHERE id = ?1", "remove job blobs"));
+      st.bind(1, id);
+      LOOM_RETURN_IF_ERROR(st.run());
+    }
     LOOM_ASSIGN_OR_RETURN(Statement st, prepare("DELETE FROM jobs WHERE id = ?1", "remove job"));
     st.bind(1, id);
     LOOM_RETURN_IF_ERROR(st.run());
     if (sqlite3_changes(db_) == 0) return not_found("job " + id + " not found");
     return Status();
   });
+}
+
+// ---- small blobs ----
+
+Status SqliteJobStore::put_blob(int kind, const std::string& id, std::string_view bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  LOOM_ASSIGN_OR_RETURN(Statement st, prepare("INSERT OR REPLACE INTO blobs (kind, id, bytes) VALUES (?1, ?2, ?3)",
+                                              "put blob"));
+  st.bind(1, static_cast<int64_t>(kind));
+  st.bind(2, id);
+  st.bind_blob(3, bytes);
+  return st.run();
+}
+
+Result<std::optional<std::string>> SqliteJobStore::get_blob(int kind, const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  LOOM_ASSIGN_OR_RETURN(Statement st, prepare("SELECT bytes FROM blobs WHERE kind = ?1 AND id = ?2", "get blob"));
+  st.bind(1, static_cast<int64_t>(kind));
+  st.bind(2, id);
+  LOOM_ASSIGN_OR_RETURN(bool row, st.step());
+  if (!row) return std::optional<std::string>();
+  return std::optional<std::string>(st.blob(0));
 }
 
 // ---- events ----

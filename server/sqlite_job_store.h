@@ -59,6 +59,8 @@ class SqliteJobStore : public JobStore {
   Result<std::vector<JobRecord>> list_expired(int64_t before_ms) override;
   // NOT_FOUND if the job does not exist.
   Status remove(const std::string& id) override;
+  Status put_blob(int kind, const std::string& id, std::string_view bytes) override;
+  Result<std::optional<std::string>> get_blob(int kind, const std::string& id) override;
 
   // NOT_FOUND if the job does not exist; INVALID_ARGUMENT unless the text is
   // `{...}` (leading/trailing whitespace allowed). The text is not parsed: a

@@ -2,6 +2,8 @@
 // as {"metrics": {NAME: {value, unit, target}}} and prints a table.
 #pragma once
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <chrono>
 #include <functional>
@@ -24,6 +26,14 @@ struct Context {
     metrics.push_back({std::move(name), value, std::move(unit), std::move(target)});
   }
 };
+
+// OpenBLAS's thread count in this process (looked up at run time; a no-op
+// with another BLAS). The remote suite runs server and local side with the
+// same count so their results stay bitwise equal.
+inline void set_blas_threads(int n) {
+  using SetThreads = void (*)(int);
+  if (auto set = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(n);
+}
 
 inline double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

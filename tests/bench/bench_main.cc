@@ -36,7 +36,7 @@ int main(int argc, char** argv) {
     }
   }
   if (!any) {
-    std::cerr << "loom-bench: no suite matches \"" << prefix << "\" (suites: local, remote, stream)\n";
+    std::cerr << "loom-bench: no suite matches \"" << prefix << "\" (suites: local, remote, stream, probe)\n";
     return 2;
   }
   // Merge into an existing file so suites can be run one at a time.

@@ -1,68 +1,83 @@
+// Where a remote job's time goes, for perf work (`scripts/bench probe`):
+// building the request, POST /v1/jobs alone, GET /v1/jobs/ID, opening an
+// event stream on a finished job (connect + replay), and a whole blocking
+// run. Medians of 120 rounds on the tiny GPT-2, one BLAS thread on both sides
+// (as the remote suite).
 #include <ATen/ATen.h>
+
 #include <fstream>
-#include <iostream>
+#include <thread>
+
 #include "client/client.h"
-#include "client/trace.h"
 #include "client/event_stream.h"
+#include "client/trace.h"
 #include "runtime/gpt2_config.h"
-#include "runtime/model.h"
 #include "tests/bench/bench.h"
 #include "tests/server/server_process.h"
+
 namespace loom::bench {
+
 void run_probe(Context& ctx) {
   using clock = std::chrono::steady_clock;
   loom::testing::ServerTempDir dir;
   std::string ckpt = dir.file("gpt2-tiny");
-  runtime::write_random_gpt2_checkpoint(ckpt, runtime::Gpt2Config::tiny(), 99);
+  if (!runtime::write_random_gpt2_checkpoint(ckpt, runtime::Gpt2Config::tiny(), 99).ok()) {
+    throw std::runtime_error("cannot write checkpoint");
+  }
   std::ofstream(dir.file("models.json")) << "{\"models\": [{\"key\": \"gpt2-tiny\", \"path\": \"" << ckpt << "\"}]}";
   std::string data = dir.file("data");
   std::string key = loom::testing::create_api_key(data, "bench");
-  loom::testing::ServerArgs args{dir.file("models.json"), data, dir.file("server.log"), {}};
+  set_blas_threads(1);
+  loom::testing::ServerArgs args{dir.file("models.json"), data, dir.file("server.log"), {"--blas-threads", "1"}};
   loom::testing::ServerProcess server(args);
   client::ClientOptions co;
   co.host = "http://127.0.0.1:" + std::to_string(server.http_port());
   co.api_key = key;
   co.quiet = true;
   client::Client c(co);
-  auto model = c.model("gpt2-tiny");
+  client::RemoteModel model = c.model("gpt2-tiny");
   at::Tensor ids = at::arange(16, at::kLong).view({1, 16});
-  std::vector<double> first, last, sub, stat, ws, full, req;
+  std::vector<double> build, submit, status, first_event, stream_end, full;
   for (int i = 0; i < 120; ++i) {
     client::Trace tr = model.trace({ids});
     tr.module("transformer.h.1").output(0).save("h1");
     tr.output().save("logits");
     auto t0 = clock::now();
-    auto r = tr.request({.no_cache = true});
-    req.push_back(seconds_since(t0));
+    transport::JobRequest request = tr.request({.no_cache = true});
+    build.push_back(seconds_since(t0));
     t0 = clock::now();
-    std::string id = c.submit(r);
-    sub.push_back(seconds_since(t0));
+    std::string id = c.submit(request);
+    submit.push_back(seconds_since(t0));
     t0 = clock::now();
     c.status(id);
-    stat.push_back(seconds_since(t0));
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    t0 = clock::now();
+    status.push_back(seconds_since(t0));
+    c.wait_for(id, std::chrono::milliseconds(5));
     client::EventStreamOptions eo;
     eo.endpoint = {"127.0.0.1", c.env().websocket_port};
-    eo.api_key = key; eo.job_id = id;
-    client::EventStream es(eo); es.start(); nlohmann::json ev;
-    es.next(ev, std::chrono::seconds(5));
-    first.push_back(seconds_since(t0));
-    while (es.next(ev, std::chrono::seconds(5)) == client::EventStream::Next::kEvent) {}
-    last.push_back(seconds_since(t0));
-    es.stop();
-    ws.push_back(seconds_since(t0));
+    eo.api_key = key;
+    eo.job_id = id;
+    t0 = clock::now();
+    client::EventStream events(eo);
+    events.start();
+    nlohmann::json ev;
+    events.next(ev, std::chrono::seconds(5));
+    first_event.push_back(seconds_since(t0));
+    while (events.next(ev, std::chrono::seconds(5)) == client::EventStream::Next::kEvent) {
+    }
+    events.stop();
+    stream_end.push_back(seconds_since(t0));
     t0 = clock::now();
     tr.run({.remote = true, .quiet = true, .no_cache = true});
     full.push_back(seconds_since(t0));
   }
-  ctx.add("probe.request_build_us", median(req) * 1e6, "us");
-  ctx.add("probe.submit_us", median(sub) * 1e6, "us");
-  ctx.add("probe.status_us", median(stat) * 1e6, "us");
-  ctx.add("probe.ws_replay_finished_us", median(ws) * 1e6, "us");
-  ctx.add("probe.ws_first_event_us", median(first) * 1e6, "us");
-  ctx.add("probe.ws_ended_us", median(last) * 1e6, "us");
-  ctx.add("probe.full_run_us", median(full) * 1e6, "us");
+  ctx.add("probe.request_build_us", median(build) * 1e6, "us");
+  ctx.add("probe.submit_us", median(submit) * 1e6, "us");
+  ctx.add("probe.status_us", median(status) * 1e6, "us");
+  ctx.add("probe.ws_first_event_us", median(first_event) * 1e6, "us");
+  ctx.add("probe.ws_replay_closed_us", median(stream_end) * 1e6, "us");
+  ctx.add("probe.blocking_run_us", median(full) * 1e6, "us");
   server.stop();
+  set_blas_threads(static_cast<int>(std::thread::hardware_concurrency()));
 }
-}
+
+}  // namespace loom::bench

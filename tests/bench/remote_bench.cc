@@ -28,7 +28,10 @@ void run_remote(Context& ctx) {
   std::ofstream(dir.file("models.json")) << "{\"models\": [{\"key\": \"gpt2-tiny\", \"path\": \"" << ckpt << "\"}]}";
   std::string data = dir.file("data");
   std::string key = loom::testing::create_api_key(data, "bench");
-  loom::testing::ServerArgs args{dir.file("models.json"), data, dir.file("server.log"), {}};
+  // One BLAS thread on both sides: on 2 cores, OpenBLAS's spinning workers
+  // would otherwise take the CPU from the server's I/O thread and the clients.
+  set_blas_threads(1);
+  loom::testing::ServerArgs args{dir.file("models.json"), data, dir.file("server.log"), {"--blas-threads", "1"}};
   loom::testing::ServerProcess server(args);
   client::ClientOptions co;
   co.host = "http://127.0.0.1:" + std::to_string(server.http_port());
@@ -85,6 +88,7 @@ void run_remote(Context& ctx) {
     ctx.add("remote.jobs_per_s_32c", jobs, "jobs/s", ">= 5000");
   }
   run_fetch(ctx, co, dir.path());
+  set_blas_threads(static_cast<int>(std::thread::hardware_concurrency()));
   server.stop();
 }
 

@@ -536,7 +536,7 @@ TEST_F(RemoteTest, EventStreamOfAForeignJobIsRefused) {
 TEST(RemoteExpiredUrl, ReattachingLaterAsksForAFreshUrl) {
   TempDir dir;
   ASSERT_TRUE(runtime::write_random_gpt2_checkpoint(dir.file("tiny"), runtime::Gpt2Config::tiny(), 3).ok());
-  ServerProcess server({{"gpt2-tiny", dir.file("tiny")}}, dir.path(), {"--url-lifetime", "1", "--inline-max", "0"});
+  ServerProcess server({{"gpt2-tiny", dir.file("tiny")}}, dir.path(), {"--url-lifetime", "1", "--inline-max", "0", "--small-blob-bytes", "0"});  // results in files
   std::string key = loom::testing::create_key("tester", server.data_dir());
   FaultyRelay relay(server.port());
   ClientOptions o;

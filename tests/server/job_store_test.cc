@@ -489,3 +489,32 @@ TEST(SqliteJobStoreOpen, FailsCleanlyInAMissingDirectory) {
 
 }  // namespace
 }  // namespace loom::server
+
+namespace loom::server {
+namespace {
+
+TEST_F(SqliteJobStoreTest, SmallBlobsRoundTripSurviveReopenAndGoWithTheirJob) {
+  JobRecord job;
+  job.id = new_job_id();
+  job.owner = "k";
+  job.model = "m";
+  ASSERT_TRUE(store_->create(job).ok());
+  const std::string bytes("\0binary\xff bytes", 14);
+  ASSERT_TRUE(store_->put_blob(1, job.id, bytes).ok());
+  ASSERT_TRUE(store_->put_blob(0, job.id, "request").ok());
+  auto none = store_->get_blob(1, "0123");
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  reopen();
+  auto got = store_->get_blob(1, job.id);
+  ASSERT_TRUE(got.ok() && got->has_value()) << got.status().to_string();
+  EXPECT_EQ(**got, bytes);
+  ASSERT_TRUE(store_->put_blob(1, job.id, "replaced").ok());
+  EXPECT_EQ(*store_->get_blob(1, job.id).value(), "replaced");
+  ASSERT_TRUE(store_->remove(job.id).ok());
+  EXPECT_FALSE(store_->get_blob(1, job.id).value().has_value());
+  EXPECT_FALSE(store_->get_blob(0, job.id).value().has_value());
+}
+
+}  // namespace
+}  // namespace loom::server
