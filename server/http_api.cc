@@ -7,6 +7,7 @@
 #include <boost/beast/http.hpp>
 #include <fcntl.h>
 
+#include <functional>
 #include <iostream>
 #include <regex>
 
@@ -29,19 +30,21 @@ constexpr const char* kServerVersion = "loom-server 0.1.0";
 // Longest a POST /v1/jobs?wait_ms=N holds its answer: longer jobs are
 // followed over the WebSocket, with their queue position and LOG events.
 constexpr int64_t kMaxSubmitWaitMs = 10000;
+// How long DELETE of a running job waits for it to stop at its next hook
+// point, so the answer says CANCELLED.
+constexpr int64_t kCancelWaitMs = 5000;
 
-// A POST /v1/jobs?wait_ms=N waiting for its job's end (I/O thread only).
-struct SubmitWait {
-  explicit SubmitWait(const asio::any_io_executor& ex) : timer(ex) {}
+// A request waiting for its job's end before it answers (I/O thread only):
+// POST /v1/jobs?wait_ms=N, and DELETE of a running job.
+struct JobEndWait {
+  explicit JobEndWait(const asio::any_io_executor& ex) : timer(ex) {}
   asio::steady_timer timer;
   std::string job_id;
   uint64_t subscription = 0;
-  nlohmann::json answer;
-  unsigned version = 11;
-  bool keep_alive = true;
   bool answered = false;
+  // Called once: with the terminal state and event text, or nullptr on timeout.
+  std::function<void(const char* state, const std::string& event)> then;
 };
-
 http::status http_status(StatusCode code) {
   switch (code) {
     case StatusCode::kInvalidArgument: case StatusCode::kFailedPrecondition: return http::status::bad_request;
@@ -155,27 +158,41 @@ struct HttpApi::Impl : std::enable_shared_from_this<HttpApi::Impl> {
       stream.socket().shutdown(tcp::socket::shutdown_send, ec);
     }
 
-    // Answers a POST /v1/jobs?wait_ms=N once: with the terminal event (200)
-    // or, when the wait ran out, as a plain submit (202).
-    void end_wait(const std::shared_ptr<SubmitWait>& w, const char* state, const std::string& terminal_event) {
+    // A listener (for JobService::subscribe or submit) that ends `w` on the
+    // job's terminal event, on this session's strand.
+    JobService::Listener end_listener(const std::shared_ptr<JobEndWait>& w) {
+      std::weak_ptr<Session> weak = shared_from_this();
+      return [weak, w](const JobEvent& ev) {
+        // Terminal events only; they are JSON text we wrote, "type" spelled without spaces.
+        if (ev.seq == 0) return;
+        for (const char* state : {"COMPLETED", "ERROR", "CANCELLED"}) {
+          if (ev.json.find(std::string("\"type\":\"") + state + "\"") == std::string::npos) continue;
+          asio::post(w->timer.get_executor(), [weak, w, state, text = ev.json] {
+            if (auto self = weak.lock()) self->end_wait(w, state, text);
+          });
+          return;
+        }
+      };
+    }
+
+    // Starts the timeout of `w` (subscribed already); the timer's handler
+    // holds the session until the wait ends either way.
+    void arm(const std::shared_ptr<JobEndWait>& w, int64_t wait_ms) {
+      w->timer.expires_after(std::chrono::milliseconds(wait_ms));
+      w->timer.async_wait([self = shared_from_this(), w](beast::error_code ec) {
+        if (!ec) self->end_wait(w, nullptr, "");
+      });
+      // It may have ended before the subscription: look once.
+      auto now = api->service.job_state(w->job_id);
+      if (now.ok() && is_terminal(*now)) end_wait(w, job_state_name(*now), "");
+    }
+
+    void end_wait(const std::shared_ptr<JobEndWait>& w, const char* state, const std::string& event) {
       if (w->answered) return;
       w->answered = true;
       w->timer.cancel();
       api->service.unsubscribe(w->job_id, w->subscription);
-      json answer = std::move(w->answer);
-      if (state == nullptr) {
-        auto now = api->service.job_state(w->job_id);
-        if (now.ok()) answer["state"] = job_state_name(*now);
-        return send(make_json(http::status::accepted, answer, w->version, w->keep_alive));
-      }
-      answer["state"] = state;
-      // The event text is spliced in as is: it may carry an inline result,
-      // which parsing and dumping again would cost more than the job.
-      StringResponse res = make_json(http::status::ok, answer, w->version, w->keep_alive);
-      res.body().pop_back();  // the closing '}'
-      res.body() += ",\"event\":" + terminal_event + "}";
-      res.prepare_payload();
-      send(std::move(res));
+      w->then(state, event);
     }
 
     void handle(http::request<http::string_body> req);
@@ -246,22 +263,11 @@ void HttpApi::Impl::Session::handle(http::request<http::string_body> req) {
     std::smatch w;
     const int64_t wait_ms =
         std::regex_search(query, w, kWait) ? std::min<int64_t>(std::stoll(w[1]), kMaxSubmitWaitMs) : 0;
-    std::shared_ptr<SubmitWait> waiter;
+    std::shared_ptr<JobEndWait> waiter;
     JobService::Listener listener;
     if (wait_ms > 0) {
-      waiter = std::make_shared<SubmitWait>(stream.get_executor());
-      std::weak_ptr<Session> weak = shared_from_this();
-      listener = [weak, waiter](const JobEvent& ev) {
-        // Terminal events only; they are JSON text we wrote, "type" spelled without spaces.
-        if (ev.seq == 0) return;
-        for (const char* state : {"COMPLETED", "ERROR", "CANCELLED"}) {
-          if (ev.json.find(std::string("\"type\":\"") + state + "\"") == std::string::npos) continue;
-          asio::post(waiter->timer.get_executor(), [weak, waiter, state, text = ev.json] {
-            if (auto self = weak.lock()) self->end_wait(waiter, state, text);
-          });
-          return;
-        }
-      };
+      waiter = std::make_shared<JobEndWait>(stream.get_executor());
+      listener = end_listener(waiter);
     }
     auto r = svc.submit(*owner, req.body(), std::move(listener));
     if (!r.ok()) {
@@ -277,20 +283,42 @@ void HttpApi::Impl::Session::handle(http::request<http::string_body> req) {
     if (!waiter || r->subscription == 0) return send(make_json(http::status::accepted, answer, v, ka));
     waiter->job_id = r->job_id;
     waiter->subscription = r->subscription;
-    waiter->answer = std::move(answer);
-    waiter->version = v;
-    waiter->keep_alive = ka;
-    waiter->timer.expires_after(std::chrono::milliseconds(wait_ms));
-    // The timer's handler holds the session until the wait ends either way.
-    waiter->timer.async_wait([self = shared_from_this(), waiter](beast::error_code ec) {
-      if (!ec) self->end_wait(waiter, nullptr, "");
-    });
-    return;  // end_wait() answers
+    waiter->then = [this, answer = std::move(answer), v, ka](const char* state, const std::string& event) mutable {
+      if (state == nullptr || event.empty()) {  // still running (or ended before we looked): a plain answer
+        auto now = api->service.job_state(answer.value("job_id", ""));
+        if (now.ok()) answer["state"] = job_state_name(*now);
+        return send(make_json(http::status::accepted, answer, v, ka));
+      }
+      answer["state"] = state;
+      // The event text is spliced in as is: it may carry an inline result,
+      // which parsing and dumping again would cost more than the job.
+      StringResponse res = make_json(http::status::ok, answer, v, ka);
+      res.body().pop_back();  // the closing '}'
+      res.body() += ",\"event\":" + event + "}";
+      res.prepare_payload();
+      send(std::move(res));
+    };
+    arm(waiter, wait_ms);
+    return;  // the waiter answers
   }
   if (path == "/v1/jobs" && req.method() == http::verb::get) return answer(svc.list(*owner));
   if (std::regex_match(path, m, kJob)) {
     if (req.method() == http::verb::get) return answer(svc.snapshot(*owner, m[1]));
-    if (req.method() == http::verb::delete_) return answer(svc.cancel(*owner, m[1]));
+    if (req.method() == http::verb::delete_) {
+      auto r = svc.cancel(*owner, m[1]);
+      if (!r.ok() || r->value("state", "") != "RUNNING") return answer(r);
+      // Running: it stops at its next hook point; answer once it has.
+      auto w = std::make_shared<JobEndWait>(stream.get_executor());
+      w->job_id = m[1];
+      w->subscription = svc.subscribe(w->job_id, end_listener(w));
+      w->then = [this, owner = *owner, id = w->job_id, v, ka](const char*, const std::string&) {
+        auto snap = api->service.snapshot(owner, id);
+        if (!snap.ok()) return send(make_error(snap.status(), v, ka));
+        send(make_json(http::status::ok, *snap, v, ka));
+      };
+      arm(w, kCancelWaitMs);
+      return;
+    }
   }
   if (path == "/v1/models" && req.method() == http::verb::get) return answer(svc.models_json());
   if (std::regex_match(path, m, kModel) && req.method() == http::verb::get) return answer(svc.model_json(m[1]));

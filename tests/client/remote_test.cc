@@ -296,6 +296,7 @@ TEST_F(RemoteTest, CancelStopsARunningJobAndWaitTimesOutFirst) {
   }
   JobStatus after = client.cancel(id);
   EXPECT_EQ(after.id, id);
+  EXPECT_EQ(after.state, JobState::kCancelled);  // the answer waits for the run to stop
   EXPECT_THROW(client.wait_for(id, 20ms, {}, 30s), CancelledError);
   JobStatus st = client.status(id);
   EXPECT_EQ(st.state, JobState::kCancelled);
