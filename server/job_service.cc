@@ -84,7 +84,7 @@ Status JobService::start(const std::vector<ModelSpec>& models) {
       continue;
     }
     if (job.state != JobState::kQueued) {
-      emit(job.id, {{"type", "LOG"}, {"text", "the server restarted while this job was running; running it again"}});
+      (void)emit(job.id, {{"type", "LOG"}, {"text", "the server restarted while this job was running; running it again"}});
       transition(job, JobState::kQueued);
     }
     lm->executor->push_unbounded(job.id);
@@ -174,7 +174,7 @@ Result<SubmitAnswer> JobService::submit(const std::string& owner, std::string_vi
         ev["result_url"] = result_url(job.id);
         json live = json::object();
         if (job.result_size <= options_.inline_max) live["result_inline"] = transport::base64_encode(*bytes);
-        emit(job.id, ev, live);
+        (void)emit(job.id, ev, live);
         notify_webhook(job, 0);
         return SubmitAnswer{job.id, job.state, true, subscription};
       }
@@ -204,22 +204,20 @@ Result<SubmitAnswer> JobService::submit(const std::string& owner, std::string_vi
 void JobService::transition(JobRecord& job, JobState state, json extra) {
   job.state = state;
   job.updated_ms = now_ms();
-  Status s = store_.update(job);
-  if (!s.ok()) std::cerr << "loom-server: job " << job.id << ": " << s.message() << "\n";
   metrics_.job_entered(state);
   extra["type"] = "STATUS";
   extra["state"] = job_state_name(state);
-  emit(job.id, extra);
+  (void)emit(job.id, extra, json::object(), &job);  // failures are logged
 }
 
-void JobService::emit(const std::string& job_id, const json& event, const json& live) {
+Status JobService::emit(const std::string& job_id, const json& event, const json& live, const JobRecord* job) {
   json e = event;
   e["job_id"] = job_id;
   e["time"] = rfc3339(now_ms());
-  auto stored = store_.append_event(job_id, e.dump());
+  auto stored = job != nullptr ? store_.update_and_append(*job, e.dump()) : store_.append_event(job_id, e.dump());
   if (!stored.ok()) {
     std::cerr << "loom-server: job " << job_id << ": event not stored: " << stored.status().message() << "\n";
-    return;
+    return stored.status();
   }
   if (!live.empty()) {
     e["seq"] = stored->seq;
@@ -235,6 +233,7 @@ void JobService::emit(const std::string& job_id, const json& event, const json& 
     }
   }
   for (auto& l : targets) l(*stored);
+  return Status();
 }
 
 void JobService::emit_live(const std::string& job_id, const std::string& frame) {
@@ -304,13 +303,11 @@ void JobService::finish(JobRecord& job, JobState state, const std::string& code,
   job.error_code = code;
   job.error_message = message;
   job.updated_ms = now_ms();
-  Status s = store_.update(job);
-  if (!s.ok()) std::cerr << "loom-server: job " << job.id << ": " << s.message() << "\n";
   metrics_.job_entered(state);
   metrics_.job_finished((job.updated_ms - job.created_ms) / 1000.0);
   json ev = {{"type", state == JobState::kCancelled ? "CANCELLED" : "ERROR"}, {"state", job_state_name(state)},
              {"code", code}, {"message", message}};
-  emit(job.id, ev);
+  (void)emit(job.id, ev, json::object(), &job);  // failures are logged
   notify_webhook(job, 0);
 }
 
@@ -378,7 +375,7 @@ void JobService::run_job(const std::string& id) {
   }
   eo.cancel = cancel.get();
   eo.on_log = [&](const std::string& text, const c10::IValue& v) {
-    emit(id, {{"type", "LOG"}, {"text", text}, {"value", runtime::log_summary(v)}});
+    (void)emit(id, {{"type", "LOG"}, {"text", text}, {"value", runtime::log_summary(v)}});
   };
   uint64_t stream_id = 0;
   std::chrono::milliseconds stream_timeout(req->stream_timeout_ms == 0 ? 60000 : req->stream_timeout_ms);
@@ -401,15 +398,17 @@ void JobService::run_job(const std::string& id) {
   job.result_sha256 = sha256_hex(compressed);
   job.state = JobState::kCompleted;
   job.updated_ms = now_ms();
-  Status s = store_.update(job);
-  if (!s.ok()) return fail(s);
-  metrics_.job_entered(JobState::kCompleted);
-  metrics_.job_finished((job.updated_ms - job.created_ms) / 1000.0);
   json ev = {{"type", "COMPLETED"}, {"state", "COMPLETED"}, {"result_size", job.result_size},
              {"result_sha256", job.result_sha256}, {"result_url", result_url(id)}};
   json live = json::object();
   if (compressed.size() <= options_.inline_max) live["result_inline"] = transport::base64_encode(compressed);
-  emit(id, ev, live);
+  Status s = emit(id, ev, live, &job);
+  if (!s.ok()) {
+    job.state = JobState::kRunning;
+    return fail(s);
+  }
+  metrics_.job_entered(JobState::kCompleted);
+  metrics_.job_finished((job.updated_ms - job.created_ms) / 1000.0);
   notify_webhook(job, 0);
 }
 

@@ -103,8 +103,9 @@ class JobService {
   // Stores the event, then announces it. `live` fields (the inline result)
   // go to current subscribers only: the stored history stays small, and a
   // replayed COMPLETED points at the result URL instead.
-  void emit(const std::string& job_id, const nlohmann::json& event,
-            const nlohmann::json& live = nlohmann::json::object());
+  // With `job`, its new state is stored in the same transaction as the event.
+  Status emit(const std::string& job_id, const nlohmann::json& event,
+              const nlohmann::json& live = nlohmann::json::object(), const JobRecord* job = nullptr);
   // To current subscribers only, unsequenced and not stored (STREAM).
   void emit_live(const std::string& job_id, const std::string& frame);
   // Sends a stream node's value to the client and waits for its reply.

@@ -88,6 +88,9 @@ class JobStore {
   // JSON object; the store inserts "seq" so the stored text is what is sent.
   virtual Result<JobEvent> append_event(const std::string& job_id, const std::string& json_without_seq) = 0;
   virtual Result<std::vector<JobEvent>> events_after(const std::string& job_id, uint64_t after_seq) = 0;
+  // update(job) and append_event(job.id, ...) in one transaction: a state
+  // change and its announcement are stored together or not at all.
+  virtual Result<JobEvent> update_and_append(const JobRecord& job, const std::string& json_without_seq) = 0;
 
   // API keys: only a SHA-256 of each key is stored.
   virtual Result<std::string> create_key(const std::string& name) = 0;  // returns the key itself, once

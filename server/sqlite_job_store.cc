@@ -359,6 +359,10 @@ Result<JobRecord> SqliteJobStore::get(const std::string& id) {
 
 Status SqliteJobStore::update(const JobRecord& job) {
   std::lock_guard<std::mutex> lock(mu_);
+  return update_locked(job);
+}
+
+Status SqliteJobStore::update_locked(const JobRecord& job) {
   LOOM_ASSIGN_OR_RETURN(Statement st, prepare("UPDATE jobs SET owner = ?1, model = ?2, state = ?3, created_ms = ?4, "
                                               "updated_ms = ?5, error_code = ?6, error_message = ?7, identity = ?8, "
                                               "request_id = ?9, callback_url = ?10, result_size = ?11, "
@@ -491,33 +495,47 @@ Result<JobEvent> SqliteJobStore::append_event(const std::string& job_id, const s
   LOOM_RETURN_IF_ERROR(splice_seq(json_without_seq, 0).status());
   std::lock_guard<std::mutex> lock(mu_);
   JobEvent event;
-  event.job_id = job_id;
   // BEGIN IMMEDIATE takes the write lock first, so max(seq)+1 cannot race
   // with another connection on the same file.
-  Status s = in_transaction("append event", [&]() -> Status {
-    {
-      LOOM_ASSIGN_OR_RETURN(Statement st, prepare("SELECT 1 FROM jobs WHERE id = ?1", "append event: find job"));
-      st.bind(1, job_id);
-      LOOM_ASSIGN_OR_RETURN(bool row, st.step());
-      if (!row) return not_found("job " + job_id + " not found (appending an event)");
-    }
-    {
-      LOOM_ASSIGN_OR_RETURN(Statement st, prepare("SELECT COALESCE(MAX(seq), 0) FROM events WHERE job_id = ?1",
-                                                  "append event: last seq"));
-      st.bind(1, job_id);
-      LOOM_ASSIGN_OR_RETURN(bool row, st.step());
-      event.seq = static_cast<uint64_t>(row ? st.int64(0) : 0) + 1;
-    }
-    LOOM_ASSIGN_OR_RETURN(event.json, splice_seq(json_without_seq, event.seq));
-    LOOM_ASSIGN_OR_RETURN(Statement st, prepare("INSERT INTO events (job_id, seq, json) VALUES (?1, ?2, ?3)",
-                                                "append event"));
-    st.bind(1, job_id);
-    st.bind(2, static_cast<int64_t>(event.seq));
-    st.bind(3, event.json);
-    return st.run();
+  Status s = in_transaction("append event", [&] { return append_locked(job_id, json_without_seq, event); });
+  if (!s.ok()) return s;
+  return event;
+}
+
+Result<JobEvent> SqliteJobStore::update_and_append(const JobRecord& job, const std::string& json_without_seq) {
+  LOOM_RETURN_IF_ERROR(splice_seq(json_without_seq, 0).status());
+  std::lock_guard<std::mutex> lock(mu_);
+  JobEvent event;
+  Status s = in_transaction("update job and append event", [&]() -> Status {
+    LOOM_RETURN_IF_ERROR(update_locked(job));
+    return append_locked(job.id, json_without_seq, event);
   });
   if (!s.ok()) return s;
   return event;
+}
+
+Status SqliteJobStore::append_locked(const std::string& job_id, const std::string& json_without_seq, JobEvent& event) {
+  event.job_id = job_id;
+  {
+    LOOM_ASSIGN_OR_RETURN(Statement st, prepare("SELECT 1 FROM jobs WHERE id = ?1", "append event: find job"));
+    st.bind(1, job_id);
+    LOOM_ASSIGN_OR_RETURN(bool row, st.step());
+    if (!row) return not_found("job " + job_id + " not found (appending an event)");
+  }
+  {
+    LOOM_ASSIGN_OR_RETURN(Statement st, prepare("SELECT COALESCE(MAX(seq), 0) FROM events WHERE job_id = ?1",
+                                                "append event: last seq"));
+    st.bind(1, job_id);
+    LOOM_ASSIGN_OR_RETURN(bool row, st.step());
+    event.seq = static_cast<uint64_t>(row ? st.int64(0) : 0) + 1;
+  }
+  LOOM_ASSIGN_OR_RETURN(event.json, splice_seq(json_without_seq, event.seq));
+  LOOM_ASSIGN_OR_RETURN(Statement st, prepare("INSERT INTO events (job_id, seq, json) VALUES (?1, ?2, ?3)",
+                                              "append event"));
+  st.bind(1, job_id);
+  st.bind(2, static_cast<int64_t>(event.seq));
+  st.bind(3, event.json);
+  return st.run();
 }
 
 Result<std::vector<JobEvent>> SqliteJobStore::events_after(const std::string& job_id, uint64_t after_seq) {

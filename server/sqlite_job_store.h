@@ -67,6 +67,7 @@ class SqliteJobStore : public JobStore {
   // caller that puts its own "seq" member in gets two.
   Result<JobEvent> append_event(const std::string& job_id, const std::string& json_without_seq) override;
   Result<std::vector<JobEvent>> events_after(const std::string& job_id, uint64_t after_seq) override;
+  Result<JobEvent> update_and_append(const JobRecord& job, const std::string& json_without_seq) override;
 
   // The key is "loom_" + 64 hex chars (32 bytes from RAND_bytes); only its
   // SHA-256 is stored, key_id is that hash's first 12 hex chars.
@@ -82,6 +83,10 @@ class SqliteJobStore : public JobStore {
   // All below run with mu_ held.
   Status init_schema();
   Status exec(const char* sql, const char* what);
+  // The bodies of update() and append_event(), for callers holding mu_
+  // (append_locked inside a transaction).
+  Status update_locked(const JobRecord& job);
+  Status append_locked(const std::string& job_id, const std::string& json_without_seq, JobEvent& event);
   // A cached prepared statement for `sql` (reset and unbound on release).
   Result<Statement> prepare(const std::string& sql, const char* what);
   Status error(int rc, const char* what) const;

@@ -516,5 +516,28 @@ TEST_F(SqliteJobStoreTest, SmallBlobsRoundTripSurviveReopenAndGoWithTheirJob) {
   EXPECT_FALSE(store_->get_blob(0, job.id).value().has_value());
 }
 
+TEST_F(SqliteJobStoreTest, UpdateAndAppendStoreTheStateAndItsEventTogether) {
+  JobRecord job;
+  job.id = new_job_id();
+  job.owner = "k";
+  job.model = "m";
+  ASSERT_TRUE(store_->create(job).ok());
+  job.state = JobState::kRunning;
+  auto ev = store_->update_and_append(job, R"({"type":"STATUS","state":"RUNNING"})");
+  ASSERT_TRUE(ev.ok()) << ev.status().to_string();
+  EXPECT_EQ(ev->seq, 1u);
+  EXPECT_EQ(store_->get(job.id).value().state, JobState::kRunning);
+  // An unknown job changes nothing: no event without its state.
+  JobRecord ghost = job;
+  ghost.id = new_job_id();
+  EXPECT_EQ(store_->update_and_append(ghost, R"({"type":"STATUS"})").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(store_->events_after(ghost.id, 0).value().empty());
+  // A malformed event leaves the state as it was.
+  job.state = JobState::kCompleted;
+  EXPECT_FALSE(store_->update_and_append(job, "not json").ok());
+  EXPECT_EQ(store_->get(job.id).value().state, JobState::kRunning);
+  EXPECT_EQ(store_->events_after(job.id, 0).value().size(), 1u);
+}
+
 }  // namespace
 }  // namespace loom::server
