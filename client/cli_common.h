@@ -7,7 +7,7 @@
 #include <functional>
 #include <string>
 
-#include "client/client.h"
+#include "remote/job_client.h"
 
 namespace loom::client {
 

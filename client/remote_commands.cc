@@ -4,7 +4,7 @@
 #include <iomanip>
 #include <iostream>
 
-#include "client/status_display.h"
+#include "remote/status_display.h"
 
 namespace loom::client {
 
@@ -41,7 +41,7 @@ void print_status(const JobStatus& st) {
 
 int run_models_command(const RemoteFlags& flags, bool json) {
   return run_guarded("models", [&]() -> int {
-    Client client(client_options(flags));
+    JobClient client(client_options(flags));
     auto models = client.models();
     if (json) {
       std::cout << "{\"models\": [";
@@ -66,7 +66,7 @@ int run_models_command(const RemoteFlags& flags, bool json) {
 
 int run_jobs_command(const RemoteFlags& flags, bool json) {
   return run_guarded("jobs", [&]() -> int {
-    Client client(client_options(flags));
+    JobClient client(client_options(flags));
     auto jobs = client.jobs();
     if (json) {
       std::cout << "{\"jobs\": [";
@@ -87,7 +87,7 @@ int run_jobs_command(const RemoteFlags& flags, bool json) {
 int run_status_command(const RemoteFlags& flags, const std::string& job_id, bool json) {
   if (!usable_id("status", job_id)) return kExitUsage;
   return run_guarded("status", [&]() -> int {
-    Client client(client_options(flags));
+    JobClient client(client_options(flags));
     JobStatus st = client.status(job_id);
     if (json) {
       std::cout << st.json << "\n";
@@ -101,8 +101,8 @@ int run_status_command(const RemoteFlags& flags, const std::string& job_id, bool
 int run_wait_command(const RemoteFlags& flags, const std::string& job_id, double timeout_s) {
   if (!usable_id("wait", job_id)) return kExitUsage;
   return run_guarded("wait", [&]() -> int {
-    Client client(client_options(flags));
-    RunOptions ro;
+    JobClient client(client_options(flags));
+    WaitOptions ro;
     ro.timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
     try {
       JobStatus st = client.wait(job_id, ro);
@@ -133,7 +133,7 @@ int run_result_command(const RemoteFlags& flags, const std::string& job_id, cons
     return kExitFile;
   }
   return run_guarded("result", [&]() -> int {
-    Client client(client_options(flags));
+    JobClient client(client_options(flags));
     uint64_t n = client.download_result(job_id, output, compressed);
     std::cout << "wrote " << output << " (" << format_bytes(n) << (compressed ? ", zstd" : ", safetensors") << ")\n";
     return kExitOk;
@@ -143,7 +143,7 @@ int run_result_command(const RemoteFlags& flags, const std::string& job_id, cons
 int run_cancel_command(const RemoteFlags& flags, const std::string& job_id) {
   if (!usable_id("cancel", job_id)) return kExitUsage;
   return run_guarded("cancel", [&]() -> int {
-    Client client(client_options(flags));
+    JobClient client(client_options(flags));
     JobStatus st = client.cancel(job_id);
     std::cout << st.id << " " << st.state_name << "\n";
     return kExitOk;

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "client/cli_common.h"
-#include "client/errors.h"
+#include "remote/errors.h"
 
 namespace loom::client {
 namespace {

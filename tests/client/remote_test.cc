@@ -13,7 +13,7 @@
 #include <sstream>
 
 #include "client/client.h"
-#include "client/event_stream.h"
+#include "remote/event_stream.h"
 #include "client/trace.h"
 #include "runtime/gpt2_config.h"
 #include "runtime/model.h"

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "client/status_display.h"
+#include "remote/status_display.h"
 
 namespace loom::client {
 namespace {

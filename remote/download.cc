@@ -1,4 +1,4 @@
-#include "client/internal/download.h"
+#include "remote/download.h"
 
 #include <zstd.h>
 
@@ -8,7 +8,7 @@
 #include <thread>
 #include <vector>
 
-#include "client/errors.h"
+#include "remote/errors.h"
 #include "transport/request.h"
 
 namespace loom::client::internal {

@@ -1,4 +1,4 @@
-#include "client/errors.h"
+#include "remote/errors.h"
 
 #include <nlohmann/json.hpp>
 

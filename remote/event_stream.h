@@ -30,7 +30,7 @@
 #include <memory>
 #include <string>
 
-#include "client/http_client.h"
+#include "remote/http_client.h"
 #include "graph/status.h"
 
 namespace loom::client {

@@ -1,4 +1,4 @@
-#include "client/event_stream.h"
+#include "remote/event_stream.h"
 
 #include <websocketpp/client.hpp>
 #include <websocketpp/config/asio_no_tls_client.hpp>

@@ -12,7 +12,7 @@
 #include <string>
 #include <string_view>
 
-#include "client/http_client.h"
+#include "remote/http_client.h"
 #include "graph/sha256.h"
 
 namespace loom::client::internal {

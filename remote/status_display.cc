@@ -1,4 +1,4 @@
-#include "client/status_display.h"
+#include "remote/status_display.h"
 
 #include <unistd.h>
 

@@ -1,4 +1,4 @@
-#include "client/http_client.h"
+#include "remote/http_client.h"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -10,7 +10,7 @@
 #include <optional>
 #include <strings.h>
 
-#include "client/errors.h"
+#include "remote/errors.h"
 
 namespace loom::client {
 
