@@ -15,7 +15,7 @@
 // device. Several invokes batch into one forward pass, as with
 // runtime::LocalTrace (invoke()).
 //
-// run() throws the typed exceptions of client/errors.h in both modes:
+// run() throws the typed exceptions of remote/errors.h in both modes:
 // ValidationError (naming the node) before anything runs, ExecutionError
 // (local) or RemoteError (remote) when the run fails.
 // Thread safety: one thread; the local model and the RemoteModel's Client

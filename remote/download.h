@@ -2,7 +2,7 @@
 // through a bounded buffer, resumed with Range after a dropped connection,
 // restarted with a fresh URL after a 403 (expired), and verified (size and
 // SHA-256) at the end; plus streaming zstd decompression file to file.
-// Private to client/. Thread safety: the caller's thread only.
+// Used by JobClient (remote/job_client.cc). Thread safety: the caller's thread only.
 #pragma once
 
 #include <chrono>
