@@ -119,16 +119,22 @@ void Client::on_stream(const std::string& name, std::function<at::Tensor(const a
 runtime::TraceResult Client::run_blocking(const transport::JobRequest& request, const RunOptions& options) {
   int64_t wait_ms = can_wait_in_submit(request.graph) ? options_.submit_wait.count() : 0;
   if (options.timeout.count() > 0) wait_ms = std::min<int64_t>(wait_ms, options.timeout.count());
-  json answer = post_job(request, wait_ms);
+  JobStatus st;
+  json answer = post_job(request, wait_ms, /*raw_result=*/true, st);
   std::string id = answer.value("job_id", "");
   if (options.on_submitted) options.on_submitted(id);
-  if (!answer.contains("event") || !answer["event"].is_object() ||
-      !EventStream::is_terminal_type(answer["event"].value("type", ""))) {
-    return attach(id, options);  // still running: follow it over the WebSocket
-  }
+  const bool ended = st.state == JobState::kCompleted ||
+                     (answer.contains("event") && answer["event"].is_object() &&
+                      EventStream::is_terminal_type(answer["event"].value("type", "")));
+  if (!ended) return attach(id, options);  // still running: follow it over the WebSocket
   StatusDisplay display = make_display(wait_options(options));
   display.set_job(id);
-  JobStatus st;
+  if (st.state == JobState::kCompleted) {  // the result came back as the answer
+    display.finish("COMPLETED", answer.value("deduplicated", false)
+                                    ? "an identical request had run before; its stored result is reused"
+                                    : "");
+    return decode_result(st, fetch_compressed(st, &display));
+  }
   st.id = id;
   apply_terminal_event(answer["event"], st, display);
   throw_if_failed(st);

@@ -276,6 +276,12 @@ std::pair<ModelInfo, std::vector<std::string>> JobClient::describe_model(const s
 std::string JobClient::submit(const transport::JobRequest& request) { return post_job(request, 0).value("job_id", ""); }
 
 json JobClient::post_job(const transport::JobRequest& request, int64_t wait_ms) {
+  JobStatus unused;
+  return post_job(request, wait_ms, false, unused);
+}
+
+json JobClient::post_job(const transport::JobRequest& request, int64_t wait_ms, bool raw_result,
+                         JobStatus& completed) {
   if (request.model_key.empty()) throw ValidationError("the request names no model");
   if (request.invokes.empty()) throw ValidationError("the request has no inputs: give the trace inputs or invoke()");
   if (request.invokes.size() != request.graph.invokes) {
@@ -285,8 +291,22 @@ json JobClient::post_job(const transport::JobRequest& request, int64_t wait_ms) 
   Status valid = graph::validate(request.graph);
   if (!valid.ok()) throw ValidationError(valid.message());
   env();  // refuses a server of another protocol version with a message that says so
-  const std::string target = wait_ms > 0 ? "/v1/jobs?wait_ms=" + std::to_string(wait_ms) : "/v1/jobs";
+  std::string target = "/v1/jobs";
+  if (wait_ms > 0) target += "?wait_ms=" + std::to_string(wait_ms) + (raw_result ? "&inline=raw" : "");
   HttpResponse resp = expect_ok("POST", target, transport::encode_request(request), "application/x-loom-request");
+  if (raw_result && resp.header("Content-Type") == "application/zstd") {
+    // COMPLETED in time: the body is the compressed result (PROTOCOL.md).
+    completed.id = resp.header("X-Loom-Job-Id");
+    check_job_id(completed.id);
+    completed.state = JobState::kCompleted;
+    completed.state_name = "COMPLETED";
+    completed.result_url = resp.header("X-Loom-Result-Url");
+    completed.result_sha256 = resp.header("X-Loom-Result-Sha256");
+    completed.result_size = resp.body.size();
+    completed.result_inline = std::move(resp.body);
+    return json{{"job_id", completed.id}, {"state", "COMPLETED"},
+                {"deduplicated", resp.header("X-Loom-Deduplicated") == "true"}};
+  }
   json j = parse_object(resp, "POST /v1/jobs");
   std::string id = j.value("job_id", "");
   if (id.empty()) throw LoomError(StatusCode::kInternal, "POST /v1/jobs: the answer has no job_id: " + resp.body);

@@ -169,6 +169,10 @@ class JobClient {
  protected:
   // POST /v1/jobs (?wait_ms=N when > 0); the answer's JSON.
   nlohmann::json post_job(const transport::JobRequest& request, int64_t wait_ms);
+  // The same; with `raw_result` a job COMPLETED within the wait comes back
+  // as its compressed result (&inline=raw), filled into `completed`.
+  nlohmann::json post_job(const transport::JobRequest& request, int64_t wait_ms, bool raw_result,
+                          JobStatus& completed);
   HttpResponse call(const std::string& method, const std::string& target, std::string body = {},
                     const std::string& content_type = {});
   HttpResponse expect_ok(const std::string& method, const std::string& target, std::string body = {},

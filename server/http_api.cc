@@ -42,8 +42,9 @@ struct JobEndWait {
   std::string job_id;
   uint64_t subscription = 0;
   bool answered = false;
-  // Called once: with the terminal state and event text, or nullptr on timeout.
-  std::function<void(const char* state, const std::string& event)> then;
+  // Called once: with the terminal state and event, or nullptrs on timeout
+  // (event alone nullptr: the job had ended before the wait began).
+  std::function<void(const char* state, const JobEvent* event)> then;
 };
 http::status http_status(StatusCode code) {
   switch (code) {
@@ -167,8 +168,8 @@ struct HttpApi::Impl : std::enable_shared_from_this<HttpApi::Impl> {
         if (ev.seq == 0) return;
         for (const char* state : {"COMPLETED", "ERROR", "CANCELLED"}) {
           if (ev.json.find(std::string("\"type\":\"") + state + "\"") == std::string::npos) continue;
-          asio::post(w->timer.get_executor(), [weak, w, state, text = ev.json] {
-            if (auto self = weak.lock()) self->end_wait(w, state, text);
+          asio::post(w->timer.get_executor(), [weak, w, state, ev] {
+            if (auto self = weak.lock()) self->end_wait(w, state, &ev);
           });
           return;
         }
@@ -180,14 +181,33 @@ struct HttpApi::Impl : std::enable_shared_from_this<HttpApi::Impl> {
     void arm(const std::shared_ptr<JobEndWait>& w, int64_t wait_ms) {
       w->timer.expires_after(std::chrono::milliseconds(wait_ms));
       w->timer.async_wait([self = shared_from_this(), w](beast::error_code ec) {
-        if (!ec) self->end_wait(w, nullptr, "");
+        if (!ec) self->end_wait(w, nullptr, nullptr);
       });
       // It may have ended before the subscription: look once.
       auto now = api->service.job_state(w->job_id);
-      if (now.ok() && is_terminal(*now)) end_wait(w, job_state_name(*now), "");
+      if (now.ok() && is_terminal(*now)) end_wait(w, job_state_name(*now), nullptr);
     }
 
-    void end_wait(const std::shared_ptr<JobEndWait>& w, const char* state, const std::string& event) {
+    // POST /v1/jobs?wait_ms=N&inline=raw for a job COMPLETED in time: the
+    // compressed result as the body, the job's fields as headers.
+    void send_raw_result(const json& answer, const JobEvent& event, unsigned v, bool ka) {
+      json ev = json::parse(event.json, nullptr, false);
+      StringResponse res{http::status::ok, v};
+      res.set(http::field::server, kServerVersion);
+      res.set(http::field::content_type, "application/zstd");
+      res.set("X-Loom-Job-Id", answer.value("job_id", ""));
+      res.set("X-Loom-State", "COMPLETED");
+      res.set("X-Loom-Deduplicated", answer.value("deduplicated", false) ? "true" : "false");
+      res.set("X-Loom-Result-Size", std::to_string(event.inline_result->size()));
+      res.set("X-Loom-Result-Sha256", ev.value("result_sha256", ""));
+      res.set("X-Loom-Result-Url", ev.value("result_url", ""));
+      res.keep_alive(ka);
+      res.body() = *event.inline_result;
+      res.prepare_payload();
+      send(std::move(res));
+    }
+
+    void end_wait(const std::shared_ptr<JobEndWait>& w, const char* state, const JobEvent* event) {
       if (w->answered) return;
       w->answered = true;
       w->timer.cancel();
@@ -261,6 +281,9 @@ void HttpApi::Impl::Session::handle(http::request<http::string_body> req) {
     // so a short job needs no WebSocket (the answer carries its terminal event).
     static const std::regex kWait("(?:^|&)wait_ms=([0-9]{1,6})(?:&|$)");
     std::smatch w;
+    // &inline=raw: a COMPLETED answer is the compressed result itself.
+    static const std::regex kRaw("(?:^|&)inline=raw(?:&|$)");
+    const bool raw = std::regex_search(query, kRaw);
     const int64_t wait_ms =
         std::regex_search(query, w, kWait) ? std::min<int64_t>(std::stoll(w[1]), kMaxSubmitWaitMs) : 0;
     std::shared_ptr<JobEndWait> waiter;
@@ -283,18 +306,19 @@ void HttpApi::Impl::Session::handle(http::request<http::string_body> req) {
     if (!waiter || r->subscription == 0) return send(make_json(http::status::accepted, answer, v, ka));
     waiter->job_id = r->job_id;
     waiter->subscription = r->subscription;
-    waiter->then = [this, answer = std::move(answer), v, ka](const char* state, const std::string& event) mutable {
-      if (state == nullptr || event.empty()) {  // still running (or ended before we looked): a plain answer
+    waiter->then = [this, answer = std::move(answer), v, ka, raw](const char* state, const JobEvent* event) mutable {
+      if (event == nullptr) {  // still running (or ended before we looked): a plain answer
         auto now = api->service.job_state(answer.value("job_id", ""));
         if (now.ok()) answer["state"] = job_state_name(*now);
         return send(make_json(http::status::accepted, answer, v, ka));
       }
+      if (raw && event->inline_result && std::string(state) == "COMPLETED") return send_raw_result(answer, *event, v, ka);
       answer["state"] = state;
-      // The event text is spliced in as is: it may carry an inline result,
-      // which parsing and dumping again would cost more than the job.
+      // The event text is spliced in as is: parsing and dumping an inline
+      // result again would cost more than a small job.
       StringResponse res = make_json(http::status::ok, answer, v, ka);
       res.body().pop_back();  // the closing '}'
-      res.body() += ",\"event\":" + event + "}";
+      res.body() += ",\"event\":" + event_text(*event) + "}";
       res.prepare_payload();
       send(std::move(res));
     };
@@ -311,7 +335,7 @@ void HttpApi::Impl::Session::handle(http::request<http::string_body> req) {
       auto w = std::make_shared<JobEndWait>(stream.get_executor());
       w->job_id = m[1];
       w->subscription = svc.subscribe(w->job_id, end_listener(w));
-      w->then = [this, owner = *owner, id = w->job_id, v, ka](const char*, const std::string&) {
+      w->then = [this, owner = *owner, id = w->job_id, v, ka](const char*, const JobEvent*) {
         auto snap = api->service.snapshot(owner, id);
         if (!snap.ok()) return send(make_error(snap.status(), v, ka));
         send(make_json(http::status::ok, *snap, v, ka));

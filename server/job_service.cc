@@ -172,9 +172,9 @@ Result<SubmitAnswer> JobService::submit(const std::string& owner, std::string_vi
         ev["result_size"] = job.result_size;
         ev["result_sha256"] = job.result_sha256;
         ev["result_url"] = result_url(job.id);
-        json live = json::object();
-        if (job.result_size <= options_.inline_max) live["result_inline"] = transport::base64_encode(*bytes);
-        (void)emit(job.id, ev, live);
+        std::shared_ptr<const std::string> inline_result;
+        if (job.result_size <= options_.inline_max) inline_result = std::make_shared<const std::string>(*bytes);
+        (void)emit(job.id, ev, std::move(inline_result));
         notify_webhook(job, 0);
         return SubmitAnswer{job.id, job.state, true, subscription};
       }
@@ -207,10 +207,19 @@ void JobService::transition(JobRecord& job, JobState state, json extra) {
   metrics_.job_entered(state);
   extra["type"] = "STATUS";
   extra["state"] = job_state_name(state);
-  (void)emit(job.id, extra, json::object(), &job);  // failures are logged
+  (void)emit(job.id, extra, nullptr, &job);  // failures are logged
 }
 
-Status JobService::emit(const std::string& job_id, const json& event, const json& live, const JobRecord* job) {
+std::string event_text(const JobEvent& ev) {
+  if (!ev.inline_result || ev.json.empty() || ev.json.back() != '}') return ev.json;
+  std::string out = ev.json;
+  out.pop_back();
+  out += ",\"result_inline\":\"" + transport::base64_encode(*ev.inline_result) + "\"}";
+  return out;
+}
+
+Status JobService::emit(const std::string& job_id, const json& event, std::shared_ptr<const std::string> inline_result,
+                        const JobRecord* job) {
   json e = event;
   e["job_id"] = job_id;
   e["time"] = rfc3339(now_ms());
@@ -219,11 +228,7 @@ Status JobService::emit(const std::string& job_id, const json& event, const json
     std::cerr << "loom-server: job " << job_id << ": event not stored: " << stored.status().message() << "\n";
     return stored.status();
   }
-  if (!live.empty()) {
-    e["seq"] = stored->seq;
-    e.update(live);
-    stored->json = e.dump();
-  }
+  stored->inline_result = std::move(inline_result);
   std::vector<Listener> targets;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -307,7 +312,7 @@ void JobService::finish(JobRecord& job, JobState state, const std::string& code,
   metrics_.job_finished((job.updated_ms - job.created_ms) / 1000.0);
   json ev = {{"type", state == JobState::kCancelled ? "CANCELLED" : "ERROR"}, {"state", job_state_name(state)},
              {"code", code}, {"message", message}};
-  (void)emit(job.id, ev, json::object(), &job);  // failures are logged
+  (void)emit(job.id, ev, nullptr, &job);  // failures are logged
   notify_webhook(job, 0);
 }
 
@@ -391,7 +396,8 @@ void JobService::run_job(const std::string& id) {
       {"job_id", id}, {"model", req->model_key}, {"graph_sha256", graph::graph_checksum(req->graph)}};
   auto encoded = runtime::encode_safetensors(out->saved, meta);
   if (!encoded.ok()) return fail(encoded.status());
-  std::string compressed = transport::zstd_compress(*encoded, 3);
+  // Level 1: results are mostly float noise, which higher levels barely shrink more.
+  std::string compressed = transport::zstd_compress(*encoded, 1);
   Status put = put_blob(BlobKind::kResult, id, compressed);
   if (!put.ok()) return fail(put);
   job.result_size = compressed.size();
@@ -400,9 +406,9 @@ void JobService::run_job(const std::string& id) {
   job.updated_ms = now_ms();
   json ev = {{"type", "COMPLETED"}, {"state", "COMPLETED"}, {"result_size", job.result_size},
              {"result_sha256", job.result_sha256}, {"result_url", result_url(id)}};
-  json live = json::object();
-  if (compressed.size() <= options_.inline_max) live["result_inline"] = transport::base64_encode(compressed);
-  Status s = emit(id, ev, live, &job);
+  std::shared_ptr<const std::string> inline_result;
+  if (compressed.size() <= options_.inline_max) inline_result = std::make_shared<const std::string>(std::move(compressed));
+  Status s = emit(id, ev, std::move(inline_result), &job);
   if (!s.ok()) {
     job.state = JobState::kRunning;
     return fail(s);

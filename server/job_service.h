@@ -39,6 +39,10 @@ struct SubmitAnswer {
   uint64_t subscription = 0;  // the `listener` handle given to submit(); 0 when none
 };
 
+// The event's JSON as sent to a client: with "result_inline" (base64) when
+// the live event carries the result.
+std::string event_text(const JobEvent& event);
+
 class JobService {
  public:
   using Listener = std::function<void(const JobEvent&)>;
@@ -100,12 +104,12 @@ class JobService {
   void run_job(const std::string& id);
   // Sets the state, persists, announces; `extra` fields join the event.
   void transition(JobRecord& job, JobState state, nlohmann::json extra = nlohmann::json::object());
-  // Stores the event, then announces it. `live` fields (the inline result)
-  // go to current subscribers only: the stored history stays small, and a
-  // replayed COMPLETED points at the result URL instead.
-  // With `job`, its new state is stored in the same transaction as the event.
+  // Stores the event, then announces it. `inline_result` goes to current
+  // subscribers only (JobEvent::inline_result): the stored history stays
+  // small, and a replayed COMPLETED points at the result URL instead. With
+  // `job`, its new state is stored in the same transaction as the event.
   Status emit(const std::string& job_id, const nlohmann::json& event,
-              const nlohmann::json& live = nlohmann::json::object(), const JobRecord* job = nullptr);
+              std::shared_ptr<const std::string> inline_result = nullptr, const JobRecord* job = nullptr);
   // To current subscribers only, unsequenced and not stored (STREAM).
   void emit_live(const std::string& job_id, const std::string& frame);
   // Sends a stream node's value to the client and waits for its reply.

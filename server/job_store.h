@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -48,7 +49,10 @@ struct JobRecord {
 struct JobEvent {
   std::string job_id;
   uint64_t seq = 0;          // 1, 2, ... per job
-  std::string json;          // the event as sent on the WebSocket (includes seq); seq 0: a binary STREAM frame
+  std::string json;          // the event as stored (includes seq); seq 0: a binary STREAM frame
+  // Live COMPLETED events only, never stored: the compressed result, for
+  // answers that carry it inline (as base64 in JSON, or as raw bytes).
+  std::shared_ptr<const std::string> inline_result;
 };
 
 struct ApiKey {

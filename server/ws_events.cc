@@ -165,7 +165,7 @@ struct WsEvents::Impl : std::enable_shared_from_this<WsEvents::Impl> {
     if (ev.seq <= it->second.last_sent) return;
     it->second.last_sent = ev.seq;
     websocketpp::lib::error_code ec;
-    server.send(h, ev.json, websocketpp::frame::opcode::text, ec);
+    server.send(h, event_text(ev), websocketpp::frame::opcode::text, ec);
     if (ec) return;
     std::string type;
     try {

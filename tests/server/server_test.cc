@@ -398,6 +398,39 @@ TEST_F(ServerTest, CompletedResultMatchesLocalRunBitwise) {
   }
 }
 
+TEST_F(ServerTest, SubmitCanWaitForTheEndAndAnswerWithTheEventOrTheRawResult) {
+  start();
+  // JSON: the terminal event as the WebSocket sends it, inline result included.
+  HttpResponse waited = api("POST", "/v1/jobs?wait_ms=5000", key_a_, tiny_job(101));
+  ASSERT_EQ(waited.status, 200) << waited.describe();
+  json answer = waited.json();
+  EXPECT_EQ(answer.value("state", ""), "COMPLETED");
+  const std::string id = answer.value("job_id", "");
+  ASSERT_TRUE(answer.contains("event")) << waited.body;
+  EXPECT_EQ(answer["event"].value("type", ""), "COMPLETED");
+  HttpResponse stored = http_request(port_, "GET", answer["event"].value("result_url", ""), {}, "");
+  ASSERT_EQ(stored.status, 200);
+  auto inline_bytes = transport::base64_decode(answer["event"].value("result_inline", ""));
+  ASSERT_TRUE(inline_bytes.ok());
+  EXPECT_TRUE(*inline_bytes == stored.body) << "result_inline differs from the stored result";
+  EXPECT_EQ(api("GET", "/v1/jobs/" + id, key_a_).json().value("state", ""), "COMPLETED");
+
+  // Raw: the compressed result is the body, the job's fields are headers.
+  HttpResponse raw = api("POST", "/v1/jobs?wait_ms=5000&inline=raw", key_a_, tiny_job(102));
+  ASSERT_EQ(raw.status, 200) << raw.describe();
+  EXPECT_EQ(raw.header("content-type"), "application/zstd");
+  EXPECT_EQ(raw.header("x-loom-state"), "COMPLETED");
+  EXPECT_EQ(raw.header("x-loom-result-sha256"), sha256_hex(raw.body));
+  json snap = api("GET", "/v1/jobs/" + raw.header("x-loom-job-id"), key_a_).json();
+  EXPECT_EQ(snap.value("result_sha256", ""), sha256_hex(raw.body)) << snap.dump();
+
+  // A job longer than the wait: the plain 202 answer.
+  HttpResponse early = api("POST", "/v1/jobs?wait_ms=1", key_a_, slow_job(103));
+  EXPECT_EQ(early.status, 202) << early.describe();
+  EXPECT_FALSE(early.json().contains("event"));
+  wait_terminal(early.json().value("job_id", ""), key_a_);
+}
+
 TEST_F(ServerTest, WebSocketReplaysEveryEventAndResumesAfterSeq) {
   start();
   std::string id = submit_ok(tiny_job(), key_a_);
