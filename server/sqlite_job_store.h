@@ -96,6 +96,10 @@ class SqliteJobStore : public JobStore {
   template <typename F>
   Status in_transaction(const char* what, F&& body);
 
+  // Checkpoints the WAL on its own connection and thread (see .cc).
+  class Checkpointer;
+  std::unique_ptr<Checkpointer> checkpointer_;
+
   std::mutex mu_;
   sqlite3* db_ = nullptr;
   std::string path_;

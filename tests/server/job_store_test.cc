@@ -539,5 +539,23 @@ TEST_F(SqliteJobStoreTest, UpdateAndAppendStoreTheStateAndItsEventTogether) {
   EXPECT_EQ(store_->events_after(job.id, 0).value().size(), 1u);
 }
 
+TEST_F(SqliteJobStoreTest, TheWalIsCheckpointedIntoTheDatabaseFileInTheBackground) {
+  JobRecord job;
+  job.id = new_job_id();
+  job.owner = "k";
+  job.model = "m";
+  ASSERT_TRUE(store_->create(job).ok());
+  const uint64_t before = std::filesystem::file_size(db_path());
+  // ~8 MB through the WAL: past the 1000-page threshold twice.
+  for (int i = 0; i < 128; ++i) ASSERT_TRUE(store_->put_blob(1, job.id + std::to_string(i), std::string(64 << 10, 'x')).ok());
+  uint64_t after = before;
+  for (int i = 0; i < 500 && after < before + (4u << 20); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    after = std::filesystem::file_size(db_path());
+  }
+  EXPECT_GE(after, before + (4u << 20)) << "no checkpoint copied the WAL into " << db_path();
+  EXPECT_EQ(store_->get_blob(1, job.id + "127").value()->size(), 64u << 10);
+}
+
 }  // namespace
 }  // namespace loom::server
