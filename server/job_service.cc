@@ -193,8 +193,13 @@ Result<SubmitAnswer> JobService::submit(const std::string& owner, std::string_vi
     finish(job, JobState::kError, "INTERNAL", "could not store the request: " + put.message());
     return refuse(put);
   }
+  if (body.size() <= options_.small_blob_bytes) {
+    std::lock_guard<std::mutex> lock(mu_);
+    decoded_[job.id] = std::make_shared<const transport::JobRequest>(std::move(req));
+  }
   transition(job, JobState::kQueued, {{"queue_position", lm->executor->size()}});
   if (!lm->executor->try_push(job.id)) {
+    (void)take_decoded(job.id);
     finish(job, JobState::kError, "RESOURCE_EXHAUSTED", "the queue was full");
     return refuse(Status(StatusCode::kResourceExhausted, "the queue for " + lm->spec.device + " is full; retry later"));
   }
@@ -326,6 +331,7 @@ void JobService::notify_webhook(const JobRecord& job, uint64_t) {
 }
 
 void JobService::run_job(const std::string& id) {
+  std::shared_ptr<const transport::JobRequest> req = take_decoded(id);  // whatever happens next
   auto cancel = std::make_shared<std::atomic<bool>>(false);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -356,10 +362,13 @@ void JobService::run_job(const std::string& id) {
     finish(job, s.code() == StatusCode::kCancelled ? JobState::kCancelled : JobState::kError,
            status_code_name(s.code()), s.message());
   };
-  auto body = get_blob(BlobKind::kRequest, id);
-  if (!body.ok()) return fail(body.status());
-  auto req = transport::decode_request(*body, options_.request_limits);
-  if (!req.ok()) return fail(req.status());
+  if (!req) {  // submitted before a restart, or too large to keep: from the store
+    auto body = get_blob(BlobKind::kRequest, id);
+    if (!body.ok()) return fail(body.status());
+    auto decoded = transport::decode_request(*body, options_.request_limits);
+    if (!decoded.ok()) return fail(decoded.status());
+    req = std::make_shared<const transport::JobRequest>(std::move(decoded).value());
+  }
   const LoadedModel* lm = find_model(req->model_key);
   if (lm == nullptr) return fail(not_found("model \"" + req->model_key + "\" is gone"));
 
@@ -418,6 +427,15 @@ void JobService::run_job(const std::string& id) {
   notify_webhook(job, 0);
 }
 
+std::shared_ptr<const transport::JobRequest> JobService::take_decoded(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = decoded_.find(id);
+  if (it == decoded_.end()) return nullptr;
+  auto req = std::move(it->second);
+  decoded_.erase(it);
+  return req;
+}
+
 Result<JobRecord> JobService::owned_job(const std::string& owner, const std::string& id) {
   auto job = store_.get(id);
   if (!job.ok() || job->owner != owner) return not_found("no job \"" + id + "\" for this API key");
@@ -472,6 +490,7 @@ Result<json> JobService::cancel(const std::string& owner, const std::string& id)
   }
   const LoadedModel* lm = find_model(job.model);
   if (lm != nullptr && lm->executor->remove(id)) {
+    (void)take_decoded(id);
     job.cancel_requested = true;
     finish(job, JobState::kCancelled, "CANCELLED", "cancelled while queued");  // it never runs
     return to_json(job);

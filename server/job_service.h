@@ -102,6 +102,8 @@ class JobService {
     Executor* executor;
   };
   void run_job(const std::string& id);
+  // The request decoded at submit, if this process kept it (removes it).
+  std::shared_ptr<const transport::JobRequest> take_decoded(const std::string& id);
   // Sets the state, persists, announces; `extra` fields join the event.
   void transition(JobRecord& job, JobState state, nlohmann::json extra = nlohmann::json::object());
   // Stores the event, then announces it. `inline_result` goes to current
@@ -133,12 +135,15 @@ class JobService {
   std::map<std::string, std::unique_ptr<Executor>> executors_;  // by device
   std::atomic<bool> draining_{false};
 
-  std::mutex mu_;  // guards listeners_, running_, cancel_pending_, key_cache_
+  std::mutex mu_;  // guards listeners_, running_, cancel_pending_, key_cache_, decoded_
   std::map<std::string, std::map<uint64_t, Listener>> listeners_;
   uint64_t next_handle_ = 1;
   std::map<std::string, std::shared_ptr<std::atomic<bool>>> running_;  // cancel flags of running jobs
   std::set<std::string> cancel_pending_;          // cancelled between queue and start
   std::map<std::string, std::string> key_cache_;  // api key -> key id
+  // Small requests decoded at submit, handed to the executor so it need not
+  // read and decode them again (the store keeps them for restarts).
+  std::map<std::string, std::shared_ptr<const transport::JobRequest>> decoded_;
 };
 
 }  // namespace loom::server
