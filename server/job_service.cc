@@ -255,7 +255,7 @@ void JobService::emit_live(const std::string& job_id, const std::string& frame) 
       for (auto& [h, l] : it->second) targets.push_back(l);
     }
   }
-  JobEvent ev{job_id, 0, frame};
+  JobEvent ev{job_id, 0, frame, nullptr};
   for (auto& l : targets) l(ev);
 }
 

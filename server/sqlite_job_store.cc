@@ -627,7 +627,7 @@ Result<std::vector<JobEvent>> SqliteJobStore::events_after(const std::string& jo
   while (true) {
     LOOM_ASSIGN_OR_RETURN(bool row, st.step());
     if (!row) break;
-    out.push_back(JobEvent{job_id, static_cast<uint64_t>(st.int64(0)), st.text(1)});
+    out.push_back(JobEvent{job_id, static_cast<uint64_t>(st.int64(0)), st.text(1), nullptr});
   }
   return out;
 }

@@ -13,27 +13,14 @@
 #include "client/trace.h"
 #include "runtime/gpt2_config.h"
 #include "tests/bench/bench.h"
-#include "tests/server/server_process.h"
+#include "tests/bench/bench_server.h"
 
 namespace loom::bench {
 
 void run_probe(Context& ctx) {
   using clock = std::chrono::steady_clock;
-  loom::testing::ServerTempDir dir;
-  std::string ckpt = dir.file("gpt2-tiny");
-  if (!runtime::write_random_gpt2_checkpoint(ckpt, runtime::Gpt2Config::tiny(), 99).ok()) {
-    throw std::runtime_error("cannot write checkpoint");
-  }
-  std::ofstream(dir.file("models.json")) << "{\"models\": [{\"key\": \"gpt2-tiny\", \"path\": \"" << ckpt << "\"}]}";
-  std::string data = dir.file("data");
-  std::string key = loom::testing::create_api_key(data, "bench");
-  set_blas_threads(1);
-  loom::testing::ServerArgs args{dir.file("models.json"), data, dir.file("server.log"), {"--blas-threads", "1"}};
-  loom::testing::ServerProcess server(args);
-  client::ClientOptions co;
-  co.host = "http://127.0.0.1:" + std::to_string(server.http_port());
-  co.api_key = key;
-  co.quiet = true;
+  BenchServer server(/*blas_threads=*/1);
+  const client::ClientOptions co = server.client_options();
   client::Client c(co);
   client::RemoteModel model = c.model("gpt2-tiny");
   at::Tensor ids = at::arange(16, at::kLong).view({1, 16});
@@ -54,7 +41,7 @@ void run_probe(Context& ctx) {
     c.wait_for(id, std::chrono::milliseconds(5));
     client::EventStreamOptions eo;
     eo.endpoint = {"127.0.0.1", c.env().websocket_port};
-    eo.api_key = key;
+    eo.api_key = co.api_key;
     eo.job_id = id;
     t0 = clock::now();
     client::EventStream events(eo);
@@ -76,8 +63,6 @@ void run_probe(Context& ctx) {
   ctx.add("probe.ws_first_event_us", median(first_event) * 1e6, "us");
   ctx.add("probe.ws_replay_closed_us", median(stream_end) * 1e6, "us");
   ctx.add("probe.blocking_run_us", median(full) * 1e6, "us");
-  server.stop();
-  set_blas_threads(static_cast<int>(std::thread::hardware_concurrency()));
 }
 
 }  // namespace loom::bench

@@ -14,30 +14,17 @@
 #include "runtime/gpt2_config.h"
 #include "runtime/model.h"
 #include "tests/bench/bench.h"
-#include "tests/server/server_process.h"
+#include "tests/bench/bench_server.h"
 
 namespace loom::bench {
 
 void run_remote(Context& ctx) {
   using clock = std::chrono::steady_clock;
-  loom::testing::ServerTempDir dir;
-  std::string ckpt = dir.file("gpt2-tiny");
-  if (!runtime::write_random_gpt2_checkpoint(ckpt, runtime::Gpt2Config::tiny(), 99).ok()) {
-    throw std::runtime_error("cannot write checkpoint");
-  }
-  std::ofstream(dir.file("models.json")) << "{\"models\": [{\"key\": \"gpt2-tiny\", \"path\": \"" << ckpt << "\"}]}";
-  std::string data = dir.file("data");
-  std::string key = loom::testing::create_api_key(data, "bench");
   // One BLAS thread on both sides: on 2 cores, OpenBLAS's spinning workers
   // would otherwise take the CPU from the server's I/O thread and the clients.
-  set_blas_threads(1);
-  loom::testing::ServerArgs args{dir.file("models.json"), data, dir.file("server.log"), {"--blas-threads", "1"}};
-  loom::testing::ServerProcess server(args);
-  client::ClientOptions co;
-  co.host = "http://127.0.0.1:" + std::to_string(server.http_port());
-  co.api_key = key;
-  co.quiet = true;
-  auto local = runtime::load_model(ckpt).value();
+  BenchServer server(/*blas_threads=*/1);
+  const client::ClientOptions co = server.client_options();
+  auto local = runtime::load_model(server.checkpoint()).value();
   at::Tensor ids = at::arange(16, at::kLong).view({1, 16});
   auto build = [&](client::Trace& tr) {
     tr.module("transformer.h.1").output(0).save("h1");
@@ -87,9 +74,7 @@ void run_remote(Context& ctx) {
     for (auto& th : clients) th.join();
     ctx.add("remote.jobs_per_s_32c", jobs, "jobs/s", ">= 5000");
   }
-  run_fetch(ctx, co, dir.path());
-  set_blas_threads(static_cast<int>(std::thread::hardware_concurrency()));
-  server.stop();
+  run_fetch(ctx, co, server.work_dir());
 }
 
 }  // namespace loom::bench

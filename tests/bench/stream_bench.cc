@@ -13,26 +13,14 @@
 #include "client/trace.h"
 #include "runtime/gpt2_config.h"
 #include "tests/bench/bench.h"
-#include "tests/server/server_process.h"
+#include "tests/bench/bench_server.h"
 
 namespace loom::bench {
 
 void run_stream(Context& ctx) {
   using clock = std::chrono::steady_clock;
-  loom::testing::ServerTempDir dir;
-  std::string ckpt = dir.file("gpt2-tiny");
-  if (!runtime::write_random_gpt2_checkpoint(ckpt, runtime::Gpt2Config::tiny(), 99).ok()) {
-    throw std::runtime_error("cannot write checkpoint");
-  }
-  std::ofstream(dir.file("models.json")) << "{\"models\": [{\"key\": \"gpt2-tiny\", \"path\": \"" << ckpt << "\"}]}";
-  std::string data = dir.file("data");
-  std::string key = loom::testing::create_api_key(data, "bench");
-  loom::testing::ServerArgs args{dir.file("models.json"), data, dir.file("server.log"), {}};
-  loom::testing::ServerProcess server(args);
-  client::ClientOptions co;
-  co.host = "http://127.0.0.1:" + std::to_string(server.http_port());
-  co.api_key = key;
-  co.quiet = true;
+  BenchServer server;
+  const client::ClientOptions co = server.client_options();
   client::Client c(co);
   client::RemoteModel model = c.model("gpt2-tiny");
 
@@ -59,7 +47,6 @@ void run_stream(Context& ctx) {
   }
   ctx.add("stream.rtt_p50_us", percentile(rtt_us, 0.5), "us", "<= 300");
   ctx.add("stream.rtt_p99_us", percentile(rtt_us, 0.99), "us");
-  server.stop();
 }
 
 }  // namespace loom::bench

@@ -24,16 +24,12 @@
 namespace loom::client {
 namespace {
 
+using loom::testing::bitwise_equal;
 using loom::testing::FaultyRelay;
 using loom::testing::ServerProcess;
 using loom::testing::TempDir;
 using namespace std::chrono_literals;
 
-bool bitwise_equal(const at::Tensor& a, const at::Tensor& b) {
-  if (a.scalar_type() != b.scalar_type() || a.sizes() != b.sizes()) return false;
-  at::Tensor ca = a.contiguous().cpu(), cb = b.contiguous().cpu();
-  return std::memcmp(ca.data_ptr(), cb.data_ptr(), ca.nbytes()) == 0;
-}
 
 // Zeroes head 1 of an attention output [batch, seq, n_embd] (tiny: 4 heads of 16).
 at::Tensor zero_head(const at::Tensor& attn) {

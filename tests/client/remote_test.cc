@@ -22,16 +22,12 @@
 namespace loom::client {
 namespace {
 
+using loom::testing::bitwise_equal;
 using loom::testing::FaultyRelay;
 using loom::testing::ServerProcess;
 using loom::testing::TempDir;
 using namespace std::chrono_literals;
 
-bool bitwise_equal(const at::Tensor& a, const at::Tensor& b) {
-  if (a.scalar_type() != b.scalar_type() || a.sizes() != b.sizes()) return false;
-  at::Tensor ca = a.contiguous().cpu(), cb = b.contiguous().cpu();
-  return std::memcmp(ca.data_ptr(), cb.data_ptr(), ca.nbytes()) == 0;
-}
 
 void expect_same_results(const runtime::TraceResult& a, const runtime::TraceResult& b) {
   ASSERT_EQ(a.saved.size(), b.saved.size());

@@ -4,6 +4,7 @@
 // cut after N bytes of a response) between the client and the server.
 #pragma once
 
+#include <ATen/ATen.h>
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -17,6 +18,7 @@
 #include <chrono>
 #include <deque>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <mutex>
@@ -28,6 +30,13 @@
 #include "tests/runtime/test_util.h"
 
 namespace loom::testing {
+
+// Same dtype, shape and bytes.
+inline bool bitwise_equal(const at::Tensor& a, const at::Tensor& b) {
+  if (a.scalar_type() != b.scalar_type() || a.sizes() != b.sizes()) return false;
+  at::Tensor ca = a.contiguous().cpu(), cb = b.contiguous().cpu();
+  return std::memcmp(ca.data_ptr(), cb.data_ptr(), ca.nbytes()) == 0;
+}
 
 struct Ran {
   int code;
