@@ -55,6 +55,10 @@ JobService::JobService(ServerOptions options, JobStore& store, BlobStore& blobs,
   w.attempts = options_.webhook_attempts;
   w.first_backoff = options_.webhook_first_backoff;
   w.timeout = options_.webhook_timeout;
+  w.on_attempt = [this](const std::string& event_id, int attempts, bool finished) {
+    Status s = finished ? store_.delete_webhook(event_id) : store_.set_webhook_attempts(event_id, attempts);
+    if (!s.ok()) std::cerr << "loom-server: webhook " << event_id << ": " << s.message() << "\n";
+  };
   webhooks_ = std::make_unique<WebhookSender>(w);
 }
 
@@ -88,6 +92,12 @@ Status JobService::start(const std::vector<ModelSpec>& models) {
       transition(job, JobState::kQueued);
     }
     lm->executor->push_unbounded(job.id);
+  }
+  // Webhooks a previous process had not delivered yet.
+  auto hooks = store_.pending_webhooks();
+  if (!hooks.ok()) return hooks.status();
+  for (PendingWebhook& h : *hooks) {
+    webhooks_->enqueue(std::move(h.event_id), std::move(h.url), std::move(h.body), h.attempts);
   }
   for (auto& [device, ex] : executors_) ex->start();
   return Status();
@@ -327,7 +337,11 @@ void JobService::notify_webhook(const JobRecord& job, uint64_t) {
                {"state", job_state_name(job.state)}};
   if (job.state == JobState::kCompleted) body["result_url"] = result_url(job.id);
   if (!job.error_code.empty()) body["error"] = {{"code", job.error_code}, {"message", job.error_message}};
-  webhooks_->enqueue(job.callback_url, body.dump());
+  // Recorded first: a restart resumes a delivery that was not done.
+  PendingWebhook hook{job.id + ":" + job_state_name(job.state), job.id, job.callback_url, body.dump(), 0};
+  Status s = store_.put_webhook(hook);
+  if (!s.ok()) std::cerr << "loom-server: job " << job.id << ": webhook not recorded: " << s.message() << "\n";
+  webhooks_->enqueue(std::move(hook.event_id), std::move(hook.url), std::move(hook.body));
 }
 
 void JobService::run_job(const std::string& id) {

@@ -55,6 +55,14 @@ struct JobEvent {
   std::shared_ptr<const std::string> inline_result;
 };
 
+struct PendingWebhook {
+  std::string event_id;  // "JOB_ID:STATE"
+  std::string job_id;
+  std::string url;
+  std::string body;
+  int attempts = 0;      // made so far
+};
+
 struct ApiKey {
   std::string key_id;        // public id: the first 12 hex chars of SHA-256(key)
   std::string name;
@@ -95,6 +103,14 @@ class JobStore {
   // update(job) and append_event(job.id, ...) in one transaction: a state
   // change and its announcement are stored together or not at all.
   virtual Result<JobEvent> update_and_append(const JobRecord& job, const std::string& json_without_seq) = 0;
+
+  // Webhook deliveries not yet done, so a restart resumes them (at least
+  // once: a delivery cut by a crash is sent again; receivers dedupe by
+  // event_id). put_webhook replaces one with the same event_id.
+  virtual Status put_webhook(const PendingWebhook& hook) = 0;
+  virtual Status set_webhook_attempts(const std::string& event_id, int attempts) = 0;
+  virtual Status delete_webhook(const std::string& event_id) = 0;
+  virtual Result<std::vector<PendingWebhook>> pending_webhooks() = 0;
 
   // API keys: only a SHA-256 of each key is stored.
   virtual Result<std::string> create_key(const std::string& name) = 0;  // returns the key itself, once

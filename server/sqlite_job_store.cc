@@ -54,6 +54,13 @@ CREATE TABLE IF NOT EXISTS blobs (
   bytes  BLOB NOT NULL,
   PRIMARY KEY (kind, id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS webhooks (
+  event_id TEXT PRIMARY KEY NOT NULL,
+  job_id   TEXT NOT NULL,
+  url      TEXT NOT NULL,
+  body     TEXT NOT NULL,
+  attempts INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS keys (
   key_id     TEXT PRIMARY KEY NOT NULL,
   name       TEXT NOT NULL,
@@ -563,6 +570,50 @@ Result<std::optional<std::string>> SqliteJobStore::get_blob(int kind, const std:
   LOOM_ASSIGN_OR_RETURN(bool row, st.step());
   if (!row) return std::optional<std::string>();
   return std::optional<std::string>(st.blob(0));
+}
+
+// ---- webhooks ----
+
+Status SqliteJobStore::put_webhook(const PendingWebhook& hook) {
+  std::lock_guard<std::mutex> lock(mu_);
+  LOOM_ASSIGN_OR_RETURN(Statement st, prepare("INSERT OR REPLACE INTO webhooks (event_id, job_id, url, body, attempts) "
+                                              "VALUES (?1, ?2, ?3, ?4, ?5)",
+                                              "put webhook"));
+  st.bind(1, hook.event_id);
+  st.bind(2, hook.job_id);
+  st.bind(3, hook.url);
+  st.bind(4, hook.body);
+  st.bind(5, static_cast<int64_t>(hook.attempts));
+  return st.run();
+}
+
+Status SqliteJobStore::set_webhook_attempts(const std::string& event_id, int attempts) {
+  std::lock_guard<std::mutex> lock(mu_);
+  LOOM_ASSIGN_OR_RETURN(Statement st, prepare("UPDATE webhooks SET attempts = ?2 WHERE event_id = ?1", "webhook attempts"));
+  st.bind(1, event_id);
+  st.bind(2, static_cast<int64_t>(attempts));
+  return st.run();
+}
+
+Status SqliteJobStore::delete_webhook(const std::string& event_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  LOOM_ASSIGN_OR_RETURN(Statement st, prepare("DELETE FROM webhooks WHERE event_id = ?1", "delete webhook"));
+  st.bind(1, event_id);
+  return st.run();
+}
+
+Result<std::vector<PendingWebhook>> SqliteJobStore::pending_webhooks() {
+  std::lock_guard<std::mutex> lock(mu_);
+  LOOM_ASSIGN_OR_RETURN(Statement st, prepare("SELECT event_id, job_id, url, body, attempts FROM webhooks "
+                                              "ORDER BY rowid",
+                                              "list webhooks"));
+  std::vector<PendingWebhook> out;
+  for (;;) {
+    LOOM_ASSIGN_OR_RETURN(bool row, st.step());
+    if (!row) break;
+    out.push_back({st.text(0), st.text(1), st.text(2), st.text(3), static_cast<int>(st.int64(4))});
+  }
+  return out;
 }
 
 // ---- events ----

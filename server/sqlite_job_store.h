@@ -69,6 +69,11 @@ class SqliteJobStore : public JobStore {
   Result<std::vector<JobEvent>> events_after(const std::string& job_id, uint64_t after_seq) override;
   Result<JobEvent> update_and_append(const JobRecord& job, const std::string& json_without_seq) override;
 
+  Status put_webhook(const PendingWebhook& hook) override;
+  Status set_webhook_attempts(const std::string& event_id, int attempts) override;
+  Status delete_webhook(const std::string& event_id) override;
+  Result<std::vector<PendingWebhook>> pending_webhooks() override;
+
   // The key is "loom_" + 64 hex chars (32 bytes from RAND_bytes); only its
   // SHA-256 is stored, key_id is that hash's first 12 hex chars.
   Result<std::string> create_key(const std::string& name) override;

@@ -31,10 +31,10 @@ void WebhookSender::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void WebhookSender::enqueue(std::string url, std::string body) {
+void WebhookSender::enqueue(std::string event_id, std::string url, std::string body, int attempts) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    queue_.push_back({std::move(url), std::move(body), 0, std::chrono::steady_clock::now()});
+    queue_.push_back({std::move(event_id), std::move(url), std::move(body), attempts, std::chrono::steady_clock::now()});
   }
   cv_.notify_one();
 }
@@ -96,9 +96,12 @@ void WebhookSender::loop() {
     queue_.erase(next);
     lock.unlock();
     Status s = post_once(d.url, d.body, options_.secret, options_.timeout);
+    ++d.attempt;
+    const bool finished = s.ok() || d.attempt >= options_.attempts;
+    if (options_.on_attempt) options_.on_attempt(d.event_id, d.attempt, finished);
     lock.lock();
     if (s.ok()) continue;
-    if (++d.attempt >= options_.attempts) {
+    if (finished) {
       std::cerr << "loom-server: webhook to " << d.url << " abandoned after " << d.attempt
                 << " attempts: " << s.message() << "\n";
       continue;

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -20,13 +21,18 @@ struct WebhookOptions {
   int attempts = 5;
   std::chrono::milliseconds first_backoff{500};
   std::chrono::milliseconds timeout{5000};
+  // After each attempt (on the delivery thread): the attempts made so far,
+  // and whether the delivery is over (delivered, or abandoned). JobService
+  // records this so a restart resumes what is left.
+  std::function<void(const std::string& event_id, int attempts, bool finished)> on_attempt;
 };
 
 class WebhookSender {
  public:
   explicit WebhookSender(WebhookOptions options);
   ~WebhookSender();
-  void enqueue(std::string url, std::string body);
+  // `attempts`: made before (by a previous process); the backoff goes on from there.
+  void enqueue(std::string event_id, std::string url, std::string body, int attempts = 0);
   void stop();  // gives up on what is not delivered yet
 
   // One delivery attempt; OK on a 2xx answer. Exposed for tests.
@@ -35,7 +41,7 @@ class WebhookSender {
 
  private:
   struct Delivery {
-    std::string url, body;
+    std::string event_id, url, body;
     int attempt = 0;
     std::chrono::steady_clock::time_point due;
   };

@@ -557,5 +557,21 @@ TEST_F(SqliteJobStoreTest, TheWalIsCheckpointedIntoTheDatabaseFileInTheBackgroun
   EXPECT_EQ(store_->get_blob(1, job.id + "127").value()->size(), 64u << 10);
 }
 
+TEST_F(SqliteJobStoreTest, PendingWebhooksSurviveReopenUntilDeleted) {
+  ASSERT_TRUE(store_->put_webhook({"j1:COMPLETED", "j1", "http://h/a", "{\"a\":1}", 0}).ok());
+  ASSERT_TRUE(store_->put_webhook({"j2:ERROR", "j2", "http://h/b", "{}", 0}).ok());
+  ASSERT_TRUE(store_->set_webhook_attempts("j1:COMPLETED", 3).ok());
+  reopen();
+  auto pending = store_->pending_webhooks();
+  ASSERT_TRUE(pending.ok()) << pending.status().to_string();
+  ASSERT_EQ(pending->size(), 2u);
+  EXPECT_EQ((*pending)[0].event_id, "j1:COMPLETED");
+  EXPECT_EQ((*pending)[0].attempts, 3);
+  EXPECT_EQ((*pending)[0].body, "{\"a\":1}");
+  ASSERT_TRUE(store_->delete_webhook("j1:COMPLETED").ok());
+  EXPECT_EQ(store_->pending_webhooks().value().size(), 1u);
+  EXPECT_EQ(store_->pending_webhooks().value()[0].url, "http://h/b");
+}
+
 }  // namespace
 }  // namespace loom::server

@@ -170,11 +170,13 @@ class WebhookReceiver {
     std::chrono::steady_clock::time_point at;    // when it arrived
   };
 
-  explicit WebhookReceiver(std::vector<int> statuses = {200}, std::string location = "")
+  // `port` 0 picks a free one; another is taken as is (a receiver that comes back).
+  explicit WebhookReceiver(std::vector<int> statuses = {200}, std::string location = "", uint16_t port = 0)
       : statuses_(std::move(statuses)), location_(std::move(location)), acceptor_(io_) {
     using tcp = boost::asio::ip::tcp;
-    tcp::endpoint ep(boost::asio::ip::address_v4::loopback(), 0);
+    tcp::endpoint ep(boost::asio::ip::address_v4::loopback(), port);
     acceptor_.open(ep.protocol());
+    acceptor_.set_option(tcp::acceptor::reuse_address(true));
     acceptor_.bind(ep);
     acceptor_.listen();
     port_ = acceptor_.local_endpoint().port();

@@ -726,6 +726,32 @@ TEST_F(ServerTest, WebhookRetriesServerErrorsWithBackoff) {
   EXPECT_GE(gap(2), 900) << "second retry after 1 s";
 }
 
+TEST_F(ServerTest, WebhookNotDeliveredBeforeARestartIsDeliveredAfterIt) {
+  uint16_t port = 0;
+  std::string url;
+  {
+    WebhookReceiver placeholder;  // reserves a port, then frees it: nothing listens there for now
+    port = placeholder.port();
+    url = placeholder.url();
+  }
+  start();
+  std::string id = submit_ok(tiny_job(7, url), key_a_);
+  ASSERT_FALSE(id.empty());
+  EXPECT_EQ(wait_terminal(id, key_a_).value("state", ""), "COMPLETED");
+  server_.reset();  // SIGTERM with the delivery still failing (connection refused)
+
+  WebhookReceiver hook({200}, "", port);
+  start();
+  ASSERT_TRUE(hook.wait_for(1, 15s)) << "the restarted server did not resume the delivery\n" << server_->log();
+  std::this_thread::sleep_for(500ms);
+  std::vector<WebhookReceiver::Request> got = hook.requests();
+  ASSERT_EQ(got.size(), 1u) << "delivered more than once after a 200";
+  expect_signed_webhook(got[0], secret("webhook.secret"));
+  json body = json::parse(got[0].body, nullptr, false);
+  EXPECT_EQ(body.value("job_id", ""), id);
+  EXPECT_EQ(body.value("event_id", ""), id + ":COMPLETED");
+}
+
 TEST_F(ServerTest, WebhookDoesNotFollowRedirects) {
   WebhookReceiver target;
   WebhookReceiver redirecting({302}, target.url("/moved"));
