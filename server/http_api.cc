@@ -177,13 +177,16 @@ struct HttpApi::Impl : std::enable_shared_from_this<HttpApi::Impl> {
     }
 
     // Starts the timeout of `w` (subscribed already); the timer's handler
-    // holds the session until the wait ends either way.
-    void arm(const std::shared_ptr<JobEndWait>& w, int64_t wait_ms) {
+    // holds the session until the wait ends either way. `subscribed_late`:
+    // the job may have ended before the subscription, so look once. (A
+    // listener given to submit() hears every event: its end is posted
+    // behind this handler even when the job is already over.)
+    void arm(const std::shared_ptr<JobEndWait>& w, int64_t wait_ms, bool subscribed_late) {
       w->timer.expires_after(std::chrono::milliseconds(wait_ms));
       w->timer.async_wait([self = shared_from_this(), w](beast::error_code ec) {
         if (!ec) self->end_wait(w, nullptr, nullptr);
       });
-      // It may have ended before the subscription: look once.
+      if (!subscribed_late) return;
       auto now = api->service.job_state(w->job_id);
       if (now.ok() && is_terminal(*now)) end_wait(w, job_state_name(*now), nullptr);
     }
@@ -322,7 +325,7 @@ void HttpApi::Impl::Session::handle(http::request<http::string_body> req) {
       res.prepare_payload();
       send(std::move(res));
     };
-    arm(waiter, wait_ms);
+    arm(waiter, wait_ms, /*subscribed_late=*/false);
     return;  // the waiter answers
   }
   if (path == "/v1/jobs" && req.method() == http::verb::get) return answer(svc.list(*owner));
@@ -340,7 +343,7 @@ void HttpApi::Impl::Session::handle(http::request<http::string_body> req) {
         if (!snap.ok()) return send(make_error(snap.status(), v, ka));
         send(make_json(http::status::ok, *snap, v, ka));
       };
-      arm(w, kCancelWaitMs);
+      arm(w, kCancelWaitMs, /*subscribed_late=*/true);
       return;
     }
   }
