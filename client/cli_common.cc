@@ -17,6 +17,13 @@ int exit_code_for(const LoomError& error) {
   return kExitOther;
 }
 
+void add_remote_flags(CLI::App* cmd, RemoteFlags& flags) {
+  cmd->add_option("--host", flags.host, "server address http://HOST:PORT (default: $LOOM_HOST)");
+  cmd->add_option("--api-key", flags.api_key, "API key (default: $LOOM_API_KEY)");
+  cmd->add_flag("-v,--verbose", flags.verbose, "keep each job state on its own line");
+  cmd->add_flag("-q,--quiet", flags.quiet, "no status line or progress bar");
+}
+
 ClientOptions client_options(const RemoteFlags& flags) {
   ClientOptions o;
   o.host = flags.host;

@@ -4,6 +4,8 @@
 // Thread safety: plain functions, called from main's thread.
 #pragma once
 
+#include <CLI/CLI.hpp>
+
 #include <functional>
 #include <string>
 
@@ -39,6 +41,8 @@ struct RemoteFlags {
 };
 
 ClientOptions client_options(const RemoteFlags& flags);
+// Adds --host, --api-key, -v and -q to `command`, stored in `flags`.
+void add_remote_flags(CLI::App* command, RemoteFlags& flags);
 
 // Runs `body`; a LoomError (or any std::exception) thrown from it is printed
 // as "loom COMMAND: message" on stderr and mapped to its exit code.

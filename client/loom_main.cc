@@ -45,12 +45,6 @@ int main(int argc, char** argv) {
 
   // Flags of every command that talks to a loom-server.
   loom::client::RemoteFlags remote;
-  auto add_remote_flags = [&remote](CLI::App* cmd) {
-    cmd->add_option("--host", remote.host, "server address http://HOST:PORT (default: $LOOM_HOST)");
-    cmd->add_option("--api-key", remote.api_key, "API key (default: $LOOM_API_KEY)");
-    cmd->add_flag("-v,--verbose", remote.verbose, "keep each job state on its own line");
-    cmd->add_flag("-q,--quiet", remote.quiet, "no status line or progress bar");
-  };
 
   bool json = false;
   std::string job_id, result_out;
@@ -58,27 +52,27 @@ int main(int argc, char** argv) {
   bool compressed = false;
   CLI::App* models_cmd = app.add_subcommand("models", "list the server's models");
   models_cmd->add_flag("--json", json, "print JSON");
-  add_remote_flags(models_cmd);
+  loom::client::add_remote_flags(models_cmd, remote);
   CLI::App* jobs_cmd = app.add_subcommand("jobs", "list this key's jobs, newest first");
   jobs_cmd->add_flag("--json", json, "print JSON");
-  add_remote_flags(jobs_cmd);
+  loom::client::add_remote_flags(jobs_cmd, remote);
   CLI::App* status_cmd = app.add_subcommand("status", "show a job's status");
   status_cmd->add_option("id", job_id, "job ID")->required();
   status_cmd->add_flag("--json", json, "print the server's JSON snapshot");
-  add_remote_flags(status_cmd);
+  loom::client::add_remote_flags(status_cmd, remote);
   CLI::App* wait_cmd = app.add_subcommand("wait", "follow a job until it ends (exit 0 COMPLETED, 4 ERROR, 9 CANCELLED)");
   wait_cmd->add_option("id", job_id, "job ID")->required();
   wait_cmd->add_option("--timeout", wait_timeout, "stop waiting after this many seconds (exit 8)")
       ->check(CLI::NonNegativeNumber);
-  add_remote_flags(wait_cmd);
+  loom::client::add_remote_flags(wait_cmd, remote);
   CLI::App* result_cmd = app.add_subcommand("result", "download a completed job's result");
   result_cmd->add_option("id", job_id, "job ID")->required();
   result_cmd->add_option("-o,--output", result_out, "file to write (safetensors)")->required();
   result_cmd->add_flag("--compressed", compressed, "write the zstd-compressed bytes as sent");
-  add_remote_flags(result_cmd);
+  loom::client::add_remote_flags(result_cmd, remote);
   CLI::App* cancel_cmd = app.add_subcommand("cancel", "cancel a job (a running job stops at its next hook point)");
   cancel_cmd->add_option("id", job_id, "job ID")->required();
-  add_remote_flags(cancel_cmd);
+  loom::client::add_remote_flags(cancel_cmd, remote);
 
   std::string key_name, key_dir;
   CLI::App* keys_cmd = app.add_subcommand("keys", "API key management for operators (on the server machine)");

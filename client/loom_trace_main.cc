@@ -18,12 +18,6 @@ int main(int argc, char** argv) {
 
   // Flags of every command that talks to a loom-server.
   loom::client::RemoteFlags remote;
-  auto add_remote_flags = [&remote](CLI::App* cmd) {
-    cmd->add_option("--host", remote.host, "server address http://HOST:PORT (default: $LOOM_HOST)");
-    cmd->add_option("--api-key", remote.api_key, "API key (default: $LOOM_API_KEY)");
-    cmd->add_flag("-v,--verbose", remote.verbose, "keep each job state on its own line");
-    cmd->add_flag("-q,--quiet", remote.quiet, "no status line or progress bar");
-  };
 
   loom::client::TraceCommand trace;
   CLI::App* tr = app.add_subcommand("trace", "run a model with hook points saved (locally, or on a server with --remote)");
@@ -39,7 +33,7 @@ int main(int argc, char** argv) {
   tr->add_option("--timeout", trace.timeout_s, "with --remote: stop waiting after this many seconds (the job keeps running)")
       ->check(CLI::NonNegativeNumber);
   tr->add_flag("--no-cache", trace.no_cache, "with --remote: run even if an identical request has a stored result");
-  add_remote_flags(tr);
+  loom::client::add_remote_flags(tr, remote);
 
   std::string ckpt_dir, shape = "tiny";
   uint64_t seed = 0;
