@@ -9,7 +9,7 @@
 #include <functional>
 #include <string>
 
-#include "remote/job_client.h"
+#include "client/job_client.h"
 
 namespace loom::client {
 

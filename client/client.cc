@@ -9,8 +9,8 @@
 #include <thread>
 
 #include "client/internal/stream_answerer.h"
-#include "remote/event_stream.h"
-#include "remote/status_display.h"
+#include "client/event_stream.h"
+#include "client/status_display.h"
 #include "runtime/safetensors.h"
 #include "transport/zstd_codec.h"
 
@@ -125,12 +125,12 @@ runtime::TraceResult Client::run_blocking(const transport::JobRequest& request, 
   if (options.on_submitted) options.on_submitted(id);
   const bool ended = st.state == JobState::kCompleted ||
                      (answer.contains("event") && answer["event"].is_object() &&
-                      EventStream::is_terminal_type(answer["event"].value("type", "")));
+                      transport::is_terminal(transport::event_type_of(answer["event"])));
   if (!ended) return attach(id, options);  // still running: follow it over the WebSocket
   StatusDisplay display = make_display(wait_options(options));
   display.set_job(id);
   if (st.state == JobState::kCompleted) {  // the result came back as the answer
-    display.finish("COMPLETED", answer.value("deduplicated", false)
+    display.finish(job_state_name(JobState::kCompleted), answer.value("deduplicated", false)
                                     ? "an identical request had run before; its stored result is reused"
                                     : "");
     return decode_result(st, fetch_compressed(st, &display));

@@ -42,7 +42,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "remote/job_client.h"
+#include "client/job_client.h"
 #include "runtime/trace.h"
 #include "transport/request.h"
 

@@ -1,4 +1,4 @@
-// The `loom` command-line tool. The remote subcommands and `keys` run here,
+// The `loom` command-line tool. The remote subcommands run here,
 // without LibTorch (it costs ~0.3 s and ~150 MiB to load); trace,
 // make-checkpoint and make-inputs run in `loom-trace`, installed beside it.
 #include <CLI/CLI.hpp>
@@ -10,7 +10,6 @@
 #include <iostream>
 #include <string>
 
-#include "client/keys_command.h"
 #include "client/remote_commands.h"
 
 namespace {
@@ -74,12 +73,9 @@ int main(int argc, char** argv) {
   cancel_cmd->add_option("id", job_id, "job ID")->required();
   loom::client::add_remote_flags(cancel_cmd, remote);
 
-  std::string key_name, key_dir;
-  CLI::App* keys_cmd = app.add_subcommand("keys", "API key management for operators (on the server machine)");
-  keys_cmd->require_subcommand(1);
-  CLI::App* keys_create = keys_cmd->add_subcommand("create", "create an API key; prints it as the last line");
-  keys_create->add_option("name", key_name, "who the key is for")->required();
-  keys_create->add_option("--data-dir", key_dir, "the server's --data-dir")->required();
+  // Key management belongs to the server (it owns the key store): say where it went.
+  CLI::App* keys_cmd = app.add_subcommand("keys", "moved: `loom-server keys create|list|revoke ... --data-dir DIR`");
+  keys_cmd->allow_extras();
 
   try {
     app.parse(argc, argv);
@@ -93,6 +89,10 @@ int main(int argc, char** argv) {
   if (wait_cmd->parsed()) return loom::client::run_wait_command(remote, job_id, wait_timeout);
   if (result_cmd->parsed()) return loom::client::run_result_command(remote, job_id, result_out, compressed);
   if (cancel_cmd->parsed()) return loom::client::run_cancel_command(remote, job_id);
-  if (keys_create->parsed()) return loom::client::run_keys_create(key_name, key_dir);
+  if (keys_cmd->parsed()) {
+    std::cerr << "loom keys: key management moved to the server's command: run `loom-server keys create NAME "
+                 "--data-dir DIR` (or `list`, `revoke KEY_ID`) on the server machine\n";
+    return 2;
+  }
   return 2;
 }

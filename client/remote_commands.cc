@@ -4,7 +4,7 @@
 #include <iomanip>
 #include <iostream>
 
-#include "remote/status_display.h"
+#include "client/status_display.h"
 
 namespace loom::client {
 

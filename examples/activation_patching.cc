@@ -9,7 +9,7 @@
 #include "example_model.h"
 #include "runtime/gpt2.h"
 #include "runtime/tensor_data.h"
-#include "runtime/trace.h"
+#include "client/trace.h"
 
 int main() {
   auto model = example::load_or_exit(example::checkpoint_dir());
@@ -23,9 +23,9 @@ int main() {
   };
   double baseline = 0;
   for (int64_t layer = -1; layer < cfg.n_layer; ++layer) {
-    loom::runtime::LocalTrace tr(*model);
-    loom::runtime::Invoke c = tr.invoke({clean});
-    loom::runtime::Invoke x = tr.invoke({corrupt});
+    loom::client::Trace tr(*model);
+    loom::client::TraceInvoke c = tr.invoke({clean});
+    loom::client::TraceInvoke x = tr.invoke({corrupt});
     if (layer >= 0) {
       // mask is 1 at the last position: patched = clean there, corrupted elsewhere.
       at::Tensor m = at::zeros({1, clean.size(1), 1});
@@ -37,12 +37,14 @@ int main() {
     }
     c.output().save("clean");
     x.output().save("patched");
-    auto r = tr.run();
-    if (!r.ok()) {
-      std::cerr << r.status().to_string() << "\n";
+    loom::runtime::TraceResult r;
+    try {
+      r = tr.run();
+    } catch (const loom::client::LoomError& e) {
+      std::cerr << e.what() << "\n";
       return 1;
     }
-    double d = logit_distance(r->at("clean"), r->at("patched"));
+    double d = logit_distance(r.at("clean"), r.at("patched"));
     if (layer < 0) {
       baseline = d;
       std::cout << "no patch: distance of the corrupted logits from the clean ones = " << d << "\n";
@@ -52,7 +54,7 @@ int main() {
                 << "% restored)\n";
     }
     if (layer == cfg.n_layer - 1) {
-      example::check(at::allclose(r->at("clean")[0][-1], r->at("patched")[0][-1], 1e-5, 1e-5),
+      example::check(at::allclose(r.at("clean")[0][-1], r.at("patched")[0][-1], 1e-5, 1e-5),
                      "patching the last block at the last position restores the clean prediction exactly");
     }
   }

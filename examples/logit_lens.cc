@@ -9,7 +9,7 @@
 #include "example_model.h"
 #include "runtime/gpt2.h"
 #include "runtime/safetensors.h"
-#include "runtime/trace.h"
+#include "client/trace.h"
 
 int main() {
   std::string dir = example::checkpoint_dir();
@@ -19,14 +19,16 @@ int main() {
   const auto& cfg = gpt2->config();
 
   at::Tensor ids = at::arange(10, at::kLong).view({1, 10}) * 7 % cfg.vocab_size;
-  loom::runtime::LocalTrace tr(*model, {ids});
+  loom::client::Trace tr(*model, {ids});  // the same Trace runs remotely with a RemoteModel
   for (int64_t i = 0; i < cfg.n_layer; ++i) {
     tr.module("transformer.h." + std::to_string(i)).output(0).save("h" + std::to_string(i));
   }
   tr.output().save("logits");
-  auto result = tr.run();
-  if (!result.ok()) {
-    std::cerr << result.status().to_string() << "\n";
+  loom::runtime::TraceResult result;
+  try {
+    result = tr.run();
+  } catch (const loom::client::LoomError& e) {
+    std::cerr << e.what() << "\n";
     return 1;
   }
 
@@ -39,13 +41,13 @@ int main() {
   at::Tensor wte = w("wte.weight"), ln_w = w("ln_f.weight"), ln_b = w("ln_f.bias");
   at::Tensor lens_last;
   for (int64_t i = 0; i < cfg.n_layer; ++i) {
-    at::Tensor h = result->at("h" + std::to_string(i));
+    at::Tensor h = result.at("h" + std::to_string(i));
     at::Tensor lens = at::matmul(at::layer_norm(h, {cfg.n_embd}, ln_w, ln_b, cfg.layer_norm_epsilon), wte.t());
     std::cout << "layer " << i << ": predicted next token at the last position = "
               << lens[0][-1].argmax().item<int64_t>() << "\n";
     lens_last = lens;
   }
-  const at::Tensor& logits = result->at("logits");
+  const at::Tensor& logits = result.at("logits");
   std::cout << "model: predicted next token = " << logits[0][-1].argmax().item<int64_t>() << "\n";
   example::check(at::allclose(lens_last, logits, 1e-4, 1e-4), "the last layer's lens equals the model's logits");
   return 0;

@@ -18,19 +18,11 @@
 #include "graph/ir.h"
 #include "graph/status.h"
 #include "graph/validate.h"
+#include "runtime/limits.h"
 #include "runtime/model.h"
 #include "runtime/safetensors.h"
 
 namespace loom::runtime {
-
-// Per-run limits: exceeding one fails the run with RESOURCE_EXHAUSTED or
-// DEADLINE_EXCEEDED and a message naming the limit; never a crash.
-struct Limits {
-  graph::GraphLimits graph;                          // nodes, args, inline constants
-  uint64_t max_saved_bytes = 2ull << 30;             // all saves together
-  uint64_t max_intermediate_bytes = 8ull << 30;      // op results computed during the run
-  std::chrono::milliseconds max_wall_time{10 * 60 * 1000};
-};
 
 // A client callback for stream nodes: gets the value as named tensors
 // (runtime/stream_value.h), returns the reply in the same form.

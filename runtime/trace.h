@@ -1,4 +1,8 @@
-// Local tracing: a Builder bound to a loaded model and its inputs.
+// The runtime's internal tracing API: a Builder bound to a loaded model and
+// its inputs, returning Result<> instead of throwing. Users trace with
+// loom::client::Trace (client/trace.h), which runs the same graph locally or
+// on a loom-server; this class stays for the runtime's own tests and for
+// loom-trace, which need no client library.
 //
 //   auto model = loom::runtime::load_model("gpt2-tiny/").value();
 //   loom::runtime::LocalTrace tr(*model, {input_ids});

@@ -1,6 +1,7 @@
 // The HTTP side of loom-server (Boost.Beast): the /v1 REST API, presigned
-// result downloads with Range, /healthz and /metrics. Routes call JobService;
-// no model work happens here.
+// result downloads with Range, /healthz, /metrics and /v1/openapi.json.
+// Routes call JobService; no model work happens here. The route table and
+// one handler per route are in http_routes.cc.
 // Thread safety: runs on the io_context's thread; stop() from that thread
 // (or posted to it).
 #pragma once
@@ -11,6 +12,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "graph/status.h"
 #include "server/job_service.h"
@@ -26,6 +29,10 @@ class HttpApi {
   uint16_t port() const;
   void set_websocket_port(uint16_t port) { ws_port_ = port; }
   void stop();  // stops accepting; open connections finish their request
+
+  // Every route the server answers, as (METHOD, path template): "GET",
+  // "/v1/jobs/{id}". The OpenAPI coverage test holds it against the document.
+  static std::vector<std::pair<std::string, std::string>> route_list();
 
   struct Impl;
 

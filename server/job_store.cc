@@ -6,33 +6,6 @@
 
 namespace loom::server {
 
-const char* job_state_name(JobState s) {
-  switch (s) {
-    case JobState::kReceived: return "RECEIVED";
-    case JobState::kQueued: return "QUEUED";
-    case JobState::kDispatched: return "DISPATCHED";
-    case JobState::kRunning: return "RUNNING";
-    case JobState::kCompleted: return "COMPLETED";
-    case JobState::kError: return "ERROR";
-    case JobState::kCancelled: return "CANCELLED";
-  }
-  return "UNKNOWN";
-}
-
-std::optional<JobState> parse_job_state(const std::string& name) {
-  static constexpr JobState kAll[] = {JobState::kReceived,  JobState::kQueued, JobState::kDispatched,
-                                      JobState::kRunning,   JobState::kCompleted, JobState::kError,
-                                      JobState::kCancelled};
-  for (JobState s : kAll) {
-    if (name == job_state_name(s)) return s;
-  }
-  return std::nullopt;
-}
-
-bool is_terminal(JobState s) {
-  return s == JobState::kCompleted || s == JobState::kError || s == JobState::kCancelled;
-}
-
 std::string new_job_id() {
   unsigned char bytes[16];
   if (RAND_bytes(bytes, sizeof bytes) != 1) {

@@ -16,13 +16,15 @@
 #include <vector>
 
 #include "graph/status.h"
+#include "transport/wire.h"
 
 namespace loom::server {
 
-enum class JobState { kReceived, kQueued, kDispatched, kRunning, kCompleted, kError, kCancelled };
-const char* job_state_name(JobState s);  // "QUEUED"
-std::optional<JobState> parse_job_state(const std::string& name);
-bool is_terminal(JobState s);  // COMPLETED, ERROR, CANCELLED
+// The wire's job states (transport/wire.h), under the server's namespace.
+using transport::is_terminal;
+using transport::job_state_name;
+using transport::JobState;
+using transport::parse_job_state;
 
 // A fresh job id: 32 lowercase hex chars from 16 bytes of OpenSSL RAND_bytes.
 // Ids are the capability of presigned URLs and WebSocket paths, so they are
@@ -115,6 +117,9 @@ class JobStore {
   // API keys: only a SHA-256 of each key is stored.
   virtual Result<std::string> create_key(const std::string& name) = 0;  // returns the key itself, once
   virtual Result<std::optional<ApiKey>> find_key(const std::string& key) = 0;
+  virtual Result<std::vector<ApiKey>> list_keys() = 0;  // oldest first
+  // Deletes the key with this public id; NOT_FOUND when there is none.
+  virtual Status revoke_key(const std::string& key_id) = 0;
 };
 
 }  // namespace loom::server

@@ -16,7 +16,7 @@ void Metrics::job_finished(double seconds) {
 std::string Metrics::render(size_t queue_depth) const {
   std::ostringstream o;
   o << "# HELP loom_jobs_total Jobs that entered each state.\n# TYPE loom_jobs_total counter\n";
-  for (size_t i = 0; i < by_state_.size(); ++i) {
+  for (size_t i = 0; i + 1 < by_state_.size(); ++i) {  // not kUnknown
     o << "loom_jobs_total{state=\"" << job_state_name(static_cast<JobState>(i)) << "\"} " << by_state_[i].load() << "\n";
   }
   o << "# HELP loom_queue_depth Jobs waiting for an executor.\n# TYPE loom_queue_depth gauge\n";

@@ -15,7 +15,7 @@ namespace loom::server {
 
 class Metrics {
  public:
-  void job_entered(JobState s) { by_state_[static_cast<size_t>(s)]++; }
+  void job_entered(JobState s) { by_state_[static_cast<size_t>(s) % by_state_.size()]++; }
   void job_finished(double seconds);  // submit to terminal state
   void bytes_sent(uint64_t n) { bytes_sent_ += n; }
   void http_request() { http_requests_++; }
@@ -24,7 +24,7 @@ class Metrics {
 
  private:
   static constexpr std::array<double, 10> kBuckets = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30};
-  std::array<std::atomic<uint64_t>, 7> by_state_{};
+  std::array<std::atomic<uint64_t>, 8> by_state_{};  // by JobState, kUnknown last (never entered)
   std::atomic<uint64_t> bytes_sent_{0};
   std::atomic<uint64_t> http_requests_{0};
   mutable std::mutex mu_;

@@ -18,6 +18,7 @@
 #include "server/blob_store.h"
 #include "server/http_api.h"
 #include "server/job_service.h"
+#include "server/keys_command.h"
 #include "server/sqlite_job_store.h"
 #include "server/ws_events.h"
 
@@ -59,12 +60,14 @@ int fail(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "keys") return loom::server::run_keys_command(argc, argv);
   loom::server::ServerOptions opt;
   std::string models_file, listen = "127.0.0.1:0";
   uint64_t url_lifetime_s = opt.url_lifetime.count(), retention_s = opt.retention.count();
   bool no_auth = false;
   int blas_threads = 0;
-  CLI::App app{"loom-server: runs intervention graphs for remote clients"};
+  CLI::App app{"loom-server: runs intervention graphs for remote clients\n"
+               "  (API keys: loom-server keys create NAME | list | revoke KEY_ID --data-dir DIR)"};
   app.add_option("--models", models_file, "YAML or JSON: {models: [{key, path, device}]}")->required();
   app.add_option("--data-dir", opt.data_dir, "job records, results and secrets live here")->required();
   app.add_option("--listen", listen, "HOST:PORT for HTTP (port 0 picks a free port)");

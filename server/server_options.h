@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string>
 
-#include "runtime/execute.h"
+#include "runtime/limits.h"
 #include "transport/request.h"
 
 namespace loom::server {

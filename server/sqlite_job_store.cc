@@ -384,9 +384,10 @@ Result<JobRecord> read_job_row(const Stmt& st) {
   j.owner = st.text(1);
   j.model = st.text(2);
   std::string state = st.text(3);
-  auto parsed = parse_job_state(state);
-  if (!parsed) return internal_error("job " + j.id + " has unknown state '" + state + "' in the database");
-  j.state = *parsed;
+  j.state = parse_job_state(state);
+  if (j.state == JobState::kUnknown) {
+    return internal_error("job " + j.id + " has unknown state '" + state + "' in the database");
+  }
   j.created_ms = st.int64(4);
   j.updated_ms = st.int64(5);
   j.error_code = st.text(6);
@@ -713,6 +714,28 @@ Result<std::optional<ApiKey>> SqliteJobStore::find_key(const std::string& key) {
   LOOM_ASSIGN_OR_RETURN(bool row, st.step());
   if (!row) return std::optional<ApiKey>();
   return std::optional<ApiKey>(ApiKey{st.text(0), st.text(1), st.int64(2)});
+}
+
+Result<std::vector<ApiKey>> SqliteJobStore::list_keys() {
+  std::lock_guard<std::mutex> lock(mu_);
+  LOOM_ASSIGN_OR_RETURN(Statement st, prepare("SELECT key_id, name, created_ms FROM keys ORDER BY created_ms, rowid",
+                                              "list API keys"));
+  std::vector<ApiKey> out;
+  for (;;) {
+    LOOM_ASSIGN_OR_RETURN(bool row, st.step());
+    if (!row) break;
+    out.push_back(ApiKey{st.text(0), st.text(1), st.int64(2)});
+  }
+  return out;
+}
+
+Status SqliteJobStore::revoke_key(const std::string& key_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  LOOM_ASSIGN_OR_RETURN(Statement st, prepare("DELETE FROM keys WHERE key_id = ?1", "revoke API key"));
+  st.bind(1, key_id);
+  LOOM_RETURN_IF_ERROR(st.run());
+  if (sqlite3_changes(db_) == 0) return not_found("no API key with id \"" + key_id + "\"");
+  return Status();
 }
 
 }  // namespace loom::server

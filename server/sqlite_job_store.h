@@ -78,6 +78,8 @@ class SqliteJobStore : public JobStore {
   // SHA-256 is stored, key_id is that hash's first 12 hex chars.
   Result<std::string> create_key(const std::string& name) override;
   Result<std::optional<ApiKey>> find_key(const std::string& key) override;
+  Result<std::vector<ApiKey>> list_keys() override;
+  Status revoke_key(const std::string& key_id) override;
 
   const std::string& path() const { return path_; }
 

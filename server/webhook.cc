@@ -1,20 +1,12 @@
 #include "server/webhook.h"
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-
 #include <iostream>
-#include <regex>
 
+#include "transport/http_client.h"
+#include "transport/internal/printable.h"
 #include "transport/presign.h"
 
 namespace loom::server {
-
-namespace beast = boost::beast;
-namespace http = beast::http;
-using tcp = boost::asio::ip::tcp;
 
 WebhookSender::WebhookSender(WebhookOptions options) : options_(std::move(options)) {
   thread_ = std::thread([this] { loop(); });
@@ -41,42 +33,41 @@ void WebhookSender::enqueue(std::string event_id, std::string url, std::string b
 
 Status WebhookSender::post_once(const std::string& url, const std::string& body, const std::string& secret,
                                 std::chrono::milliseconds timeout) {
-  static const std::regex kUrl(R"(http://([^/:]+)(?::(\d+))?(/.*)?)");
-  std::smatch m;
-  if (!std::regex_match(url, m, kUrl)) return invalid_argument("webhook URL \"" + url + "\" is not http://HOST[:PORT]/PATH");
-  std::string host = m[1], port = m[2].matched ? m[2].str() : "80", target = m[3].matched ? m[3].str() : "/";
+  const std::string shown = transport::internal::printable(url, 200);
+  if (url.rfind("http://", 0) != 0) return invalid_argument("webhook URL \"" + shown + "\" is not http://HOST[:PORT]/PATH");
+  const size_t slash = url.find('/', 7);
+  auto endpoint = transport::parse_base_url(url.substr(0, slash));
+  if (!endpoint.ok()) return invalid_argument("webhook URL \"" + shown + "\": " + endpoint.status().message());
+  // The client's timeouts are asynchronous: connect, each write and each
+  // read end after `timeout` even against a receiver that never answers.
+  transport::HttpClientOptions ho;
+  ho.connect_timeout = timeout;
+  ho.io_timeout = timeout;
+  ho.max_body_bytes = 1 << 16;
+  transport::HttpClient client(*endpoint, ho);
+  transport::HttpRequest req;
+  req.method = "POST";
+  req.target = slash == std::string::npos ? "/" : url.substr(slash);
+  const std::string ts = std::to_string(
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+  req.headers = {{"Content-Type", "application/json"},
+                 {"User-Agent", "loom-server webhook"},
+                 {"X-Loom-Timestamp", ts},
+                 {"X-Loom-Signature", transport::webhook_signature(secret, ts, body)},
+                 {"Connection", "close"}};
+  req.body = body;
+  transport::HttpResponse res;
   try {
-    boost::asio::io_context io;
-    beast::tcp_stream stream(io);
-    stream.expires_after(timeout);
-    tcp::resolver resolver(io);
-    stream.connect(resolver.resolve(host, port));
-    http::request<http::string_body> req{http::verb::post, target, 11};
-    std::string ts = std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
-                                        std::chrono::system_clock::now().time_since_epoch())
-                                        .count());
-    req.set(http::field::host, host);
-    req.set(http::field::content_type, "application/json");
-    req.set(http::field::user_agent, "loom-server webhook");
-    req.set("X-Loom-Timestamp", ts);
-    req.set("X-Loom-Signature", transport::webhook_signature(secret, ts, body));
-    req.body() = body;
-    req.prepare_payload();
-    stream.expires_after(timeout);
-    http::write(stream, req);
-    beast::flat_buffer buffer;
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(1 << 16);
-    http::read(stream, buffer, parser);
-    beast::error_code ec;
-    stream.socket().shutdown(tcp::socket::shutdown_both, ec);
-    unsigned code = parser.get().result_int();
-    if (code >= 200 && code < 300) return Status();
-    if (code >= 300 && code < 400) return Status(StatusCode::kFailedPrecondition, "webhook answered a redirect (" + std::to_string(code) + "); redirects are not followed");
-    return Status(StatusCode::kUnavailable, "webhook answered HTTP " + std::to_string(code));
-  } catch (const std::exception& e) {
-    return Status(StatusCode::kUnavailable, std::string("webhook delivery failed: ") + e.what());
+    res = client.request(req);
+  } catch (const transport::HttpError& e) {
+    return Status(StatusCode::kUnavailable, "webhook delivery failed: " + e.status().message());
   }
+  if (res.ok()) return Status();
+  if (res.status >= 300 && res.status < 400) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "webhook answered a redirect (" + std::to_string(res.status) + "); redirects are not followed");
+  }
+  return Status(StatusCode::kUnavailable, "webhook answered HTTP " + std::to_string(res.status));
 }
 
 void WebhookSender::loop() {

@@ -2,7 +2,7 @@
 // HttpApi, on its own port that GET /v1/env announces): follows one job's
 // events. `?after=SEQ` replays what the client missed from the store before
 // live events, so no event (COMPLETED included) is lost across reconnects.
-// websocketpp stays behind this file so it can be replaced.
+// The sockets are transport/websocket.h's, so websocketpp stays replaceable.
 // Thread safety: runs on the io_context's thread; JobService listeners post to it.
 #pragma once
 

@@ -15,11 +15,9 @@
 
 #include "graph/ir.h"
 #include "graph/status.h"
+#include "transport/wire.h"
 
 namespace loom::transport {
-
-// The one protocol version this build speaks; there is no negotiation.
-constexpr uint32_t kProtocolVersion = 1;
 
 struct JobRequest {
   uint32_t protocol_version = kProtocolVersion;

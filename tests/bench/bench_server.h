@@ -10,7 +10,7 @@
 #include <string>
 #include <thread>
 
-#include "remote/job_client.h"
+#include "client/job_client.h"
 #include "runtime/gpt2_config.h"
 #include "tests/bench/bench.h"
 #include "tests/server/server_process.h"

@@ -9,7 +9,7 @@
 #include <thread>
 
 #include "client/client.h"
-#include "remote/event_stream.h"
+#include "client/event_stream.h"
 #include "client/trace.h"
 #include "runtime/gpt2_config.h"
 #include "tests/bench/bench.h"

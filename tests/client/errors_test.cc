@@ -6,7 +6,7 @@
 #include <string>
 
 #include "client/cli_common.h"
-#include "remote/errors.h"
+#include "client/errors.h"
 
 namespace loom::client {
 namespace {

@@ -12,7 +12,7 @@
 #include <thread>
 
 #include "client/client.h"
-#include "remote/event_stream.h"
+#include "client/event_stream.h"
 #include "client/internal/stream_answerer.h"
 #include "client/trace.h"
 #include "runtime/gpt2_config.h"
@@ -247,7 +247,7 @@ TEST_F(HybridTest, SocketCutMidStreamReconnectsAndGetsTheRequestAgain) {
       ++streams_seen;
       events->send(answerer.answer(ev), true);
     }
-    if (EventStream::is_terminal_type(type)) break;
+    if (transport::is_terminal(transport::parse_event_type(type))) break;
   }
   EXPECT_EQ(ev.value("type", ""), "COMPLETED") << ev.dump();
   EXPECT_EQ(relay.cuts(), 1);

@@ -13,7 +13,7 @@
 #include <sstream>
 
 #include "client/client.h"
-#include "remote/event_stream.h"
+#include "client/event_stream.h"
 #include "client/trace.h"
 #include "runtime/gpt2_config.h"
 #include "runtime/model.h"
@@ -337,7 +337,7 @@ TEST_F(RemoteTest, KeysAreCheckedAndAnotherKeysJobIsNotFound) {
     FAIL() << "no AuthError";
   } catch (const AuthError& e) {
     EXPECT_EQ(e.code(), StatusCode::kUnauthenticated);
-    EXPECT_NE(std::string(e.what()).find("loom keys create"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("loom-server keys create"), std::string::npos) << e.what();
   }
   ClientOptions other = options();
   other.api_key = loom::testing::create_key("other", server_->data_dir());

@@ -45,10 +45,11 @@ struct Ran {
 };
 
 // Runs `build/bin/loom ARGS` with `env` prefixed ("LOOM_HOST=... "), capturing output.
-inline Ran run_loom(const std::string& args, const std::string& env = "") {
+// Runs build/bin/`binary` ARGS (loom by default), capturing its output.
+inline Ran run_loom(const std::string& args, const std::string& env = "", const std::string& binary = "loom") {
   TempDir d;
-  std::string cmd = env + " " + std::string(LOOM_BIN_DIR) + "/loom " + args + " > " + d.file("out") + " 2> " +
-                    d.file("err");
+  std::string cmd = env + " " + std::string(LOOM_BIN_DIR) + "/" + binary + " " + args + " > " + d.file("out") +
+                    " 2> " + d.file("err");
   int status = std::system(cmd.c_str());
   auto slurp = [](const std::string& path) {
     std::ifstream in(path);
@@ -63,10 +64,10 @@ inline Ran run_loom(const std::string& args, const std::string& env = "") {
   return r;
 }
 
-// `loom keys create NAME --data-dir DIR`; the key is the last line.
+// `loom-server keys create NAME --data-dir DIR`; the key is the last line.
 inline std::string create_key(const std::string& name, const std::string& data_dir) {
-  Ran r = run_loom("keys create " + name + " --data-dir " + data_dir);
-  if (r.code != 0) throw std::runtime_error("loom keys create failed: " + r.output);
+  Ran r = run_loom("keys create " + name + " --data-dir " + data_dir, "", "loom-server");
+  if (r.code != 0) throw std::runtime_error("loom-server keys create failed: " + r.output);
   std::string out = r.stdout_only;
   while (!out.empty() && out.back() == '\n') out.pop_back();
   return out.substr(out.rfind('\n') + 1);

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "remote/status_display.h"
+#include "client/status_display.h"
 
 namespace loom::client {
 namespace {

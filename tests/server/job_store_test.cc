@@ -86,25 +86,7 @@ class SqliteJobStoreTest : public ::testing::Test {
   std::unique_ptr<SqliteJobStore> store_;
 };
 
-TEST(JobState, NamesRoundTripAndTerminalStatesAreTheLastThree) {
-  const std::vector<std::pair<JobState, std::string>> all = {
-      {JobState::kReceived, "RECEIVED"},   {JobState::kQueued, "QUEUED"}, {JobState::kDispatched, "DISPATCHED"},
-      {JobState::kRunning, "RUNNING"},     {JobState::kCompleted, "COMPLETED"}, {JobState::kError, "ERROR"},
-      {JobState::kCancelled, "CANCELLED"}};
-  for (const auto& [state, name] : all) {
-    EXPECT_EQ(job_state_name(state), name);
-    EXPECT_EQ(parse_job_state(name), state);
-  }
-  EXPECT_EQ(parse_job_state("queued"), std::nullopt);
-  EXPECT_EQ(parse_job_state(""), std::nullopt);
-  EXPECT_FALSE(is_terminal(JobState::kReceived));
-  EXPECT_FALSE(is_terminal(JobState::kQueued));
-  EXPECT_FALSE(is_terminal(JobState::kDispatched));
-  EXPECT_FALSE(is_terminal(JobState::kRunning));
-  EXPECT_TRUE(is_terminal(JobState::kCompleted));
-  EXPECT_TRUE(is_terminal(JobState::kError));
-  EXPECT_TRUE(is_terminal(JobState::kCancelled));
-}
+// Job state names are the wire's (transport/wire.h): tests/transport/wire_test.cc.
 
 TEST(NewJobId, Is32LowercaseHexAndUnique) {
   std::set<std::string> seen;

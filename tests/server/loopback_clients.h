@@ -1,7 +1,7 @@
 // Minimal wire-level peers of loom-server for the integration tests, kept
 // apart from loom::client so the tests see exactly what goes on the wire:
-//   http_request()       one HTTP/1.1 exchange on a fresh connection (Beast);
-//   follow_job_events()  one WebSocket session on /v1/jobs/ID/events (websocketpp);
+//   http_request()       one HTTP/1.1 exchange on a fresh connection (transport's HttpClient);
+//   follow_job_events()  one WebSocket session on /v1/jobs/ID/events (transport's WebSocketClient);
 //   WebhookReceiver      an HTTP server on 127.0.0.1:0 that records webhook POSTs.
 // Every wait is bounded, so a hung server fails a test instead of hanging it.
 // Thread safety: the functions are self-contained; a WebhookReceiver serves on
@@ -12,8 +12,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
-#include <websocketpp/client.hpp>
-#include <websocketpp/config/asio_no_tls_client.hpp>
+
+#include "transport/http_client.h"
+#include "transport/websocket.h"
 
 #include <algorithm>
 #include <cctype>
@@ -54,50 +55,31 @@ inline std::string lowercase(std::string s) {
   return s;
 }
 
-// One request to 127.0.0.1:port. If writing the body fails (a server that
-// refuses a large body early), the answer is still read.
+// One request to 127.0.0.1:port on a fresh connection, through the
+// project's one HTTP client (transport/http_client.h). If writing the body
+// fails (a server that refuses a large body early), the answer is still read.
 inline HttpResponse http_request(uint16_t port, const std::string& method, const std::string& target,
                                  const Headers& headers = {}, const std::string& body = "",
                                  std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
-  namespace beast = boost::beast;
-  namespace http = beast::http;
-  namespace asio = boost::asio;
-  asio::io_context io;
-  beast::tcp_stream stream(io);
-  http::request<http::string_body> req{http::string_to_verb(method), target, 11};
-  req.set(http::field::host, "127.0.0.1:" + std::to_string(port));
-  for (const auto& [k, v] : headers) req.set(k, v);
-  if (!body.empty() || method == "POST") {
-    req.body() = body;
-    req.prepare_payload();
-  }
-  http::response_parser<http::string_body> parser;
-  parser.body_limit(1ull << 30);
-  if (method == "HEAD") parser.skip(true);  // Content-Length without a body
-  beast::flat_buffer buffer;
+  transport::HttpClientOptions options;
+  options.connect_timeout = timeout;
+  options.io_timeout = timeout;
+  options.max_body_bytes = 1ull << 30;
+  transport::HttpClient client(transport::HttpEndpoint{"127.0.0.1", port}, options);
+  transport::HttpRequest req;
+  req.method = method;
+  req.target = target;
+  req.headers = headers;
+  req.body = body;
   HttpResponse out;
-  auto on_read = [&](beast::error_code ec, size_t) {
-    if (ec) {
-      out.error += (out.error.empty() ? "" : "; ") + std::string("read: ") + ec.message();
-      return;
-    }
-    const auto& res = parser.get();
-    out.status = static_cast<int>(res.result_int());
-    for (const auto& f : res) out.headers[lowercase(std::string(f.name_string()))] = std::string(f.value());
-    out.body = res.body();
-  };
-  stream.expires_after(timeout);
-  stream.async_connect(asio::ip::tcp::endpoint(asio::ip::address_v4::loopback(), port), [&](beast::error_code ec) {
-    if (ec) {
-      out.error = "connect: " + ec.message();
-      return;
-    }
-    http::async_write(stream, req, [&](beast::error_code wec, size_t) {
-      if (wec) out.error = "write: " + wec.message();
-      http::async_read(stream, buffer, parser, on_read);
-    });
-  });
-  io.run();
+  try {
+    transport::HttpResponse res = client.request(req);
+    out.status = res.status;
+    for (const auto& [k, v] : res.headers) out.headers[lowercase(k)] = v;
+    out.body = std::move(res.body);
+  } catch (const transport::HttpError& e) {
+    out.error = e.status().message();
+  }
   return out;
 }
 
@@ -116,46 +98,69 @@ struct EventStreamOutcome {
 };
 
 // Follows ws://127.0.0.1:port/v1/jobs/JOB/events?after=AFTER until the server
-// closes the socket or `timeout` passes.
+// closes the socket or `timeout` passes, through transport's WebSocketClient.
 inline EventStreamOutcome follow_job_events(uint16_t port, const std::string& key, const std::string& job_id,
                                             uint64_t after,
                                             std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
-  using Client = websocketpp::client<websocketpp::config::asio_client>;
-  Client client;
-  client.clear_access_channels(websocketpp::log::alevel::all);
-  client.clear_error_channels(websocketpp::log::elevel::all);
-  client.init_asio();
   EventStreamOutcome out;
-  websocketpp::lib::error_code ec;
-  std::string uri = "ws://127.0.0.1:" + std::to_string(port) + "/v1/jobs/" + job_id +
-                    "/events?after=" + std::to_string(after);
-  Client::connection_ptr con = client.get_connection(uri, ec);
-  if (ec) {
-    out.error = "get_connection: " + ec.message();
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  auto end = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    done = true;
+    cv.notify_all();
+  };
+  transport::WebSocketClient client({});
+  loom::Status up = client.start();
+  if (!up.ok()) {
+    out.error = up.message();
     return out;
   }
-  for (const auto& [k, v] : loom_headers(key)) con->append_header(k, v);
-  Client::timer_ptr timer = client.set_timer(static_cast<long>(timeout.count()), [&](const websocketpp::lib::error_code& e) {
-    if (e) return;
-    out.timed_out = true;
-    client.stop();
+  const std::string uri = "ws://127.0.0.1:" + std::to_string(port) + "/v1/jobs/" + job_id +
+                          "/events?after=" + std::to_string(after);
+  client.post([&] {
+    transport::WebSocketClient::Handlers h;
+    h.on_open = [&] {
+      std::lock_guard<std::mutex> lock(mu);
+      out.handshake_status = 101;
+    };
+    h.on_message = [&](const std::string& payload, bool) {
+      std::lock_guard<std::mutex> lock(mu);
+      out.events.push_back(nlohmann::json::parse(payload, nullptr, false));
+    };
+    h.on_fail = [&](int status, const std::string& reason) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        out.handshake_status = status;
+        out.error = "handshake failed: " + reason;
+      }
+      end();
+    };
+    h.on_close = [&](int code) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        out.closed = true;
+        out.close_code = code;
+      }
+      end();
+    };
+    std::vector<std::pair<std::string, std::string>> headers;
+    for (const auto& kv : loom_headers(key)) headers.push_back(kv);
+    loom::Status s = client.connect(uri, headers, std::move(h));
+    if (!s.ok()) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        out.error = s.message();
+      }
+      end();
+    }
   });
-  con->set_open_handler([&](websocketpp::connection_hdl) { out.handshake_status = con->get_response_code(); });
-  con->set_fail_handler([&](websocketpp::connection_hdl) {
-    out.handshake_status = con->get_response_code();
-    out.error = "handshake failed: " + con->get_ec().message() + " " + con->get_response_msg();
-    timer->cancel();
-  });
-  con->set_message_handler([&](websocketpp::connection_hdl, Client::message_ptr msg) {
-    out.events.push_back(nlohmann::json::parse(msg->get_payload(), nullptr, false));
-  });
-  con->set_close_handler([&](websocketpp::connection_hdl) {
-    out.closed = true;
-    out.close_code = con->get_remote_close_code();
-    timer->cancel();
-  });
-  client.connect(con);
-  client.run();
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    if (!cv.wait_for(lock, timeout, [&] { return done; })) out.timed_out = true;
+  }
+  client.stop();
   return out;
 }
 

@@ -1,5 +1,5 @@
 // A real loom-server child process for the integration tests
-// (tests/server/server_test.cc), and `loom keys create` to make its API keys.
+// (tests/server/server_test.cc), and `loom-server keys create` to make its API keys.
 //
 // The server is started with fork/exec, its stdout on a pipe the test reads
 // until "listening on http://HOST:PORT" and "websocket on ws://HOST:PORT";
@@ -156,10 +156,10 @@ class ServerProcess {
   uint16_t ws_port_ = 0;
 };
 
-// `loom keys create NAME --data-dir DIR`: returns the key (its last output
+// `loom-server keys create NAME --data-dir DIR`: returns the key (its last output
 // line); throws std::runtime_error with the output if it fails.
 inline std::string create_api_key(const std::string& data_dir, const std::string& name) {
-  std::string cmd = std::string(LOOM_BIN_DIR) + "/loom keys create " + name + " --data-dir " + data_dir + " 2>&1";
+  std::string cmd = std::string(LOOM_BIN_DIR) + "/loom-server keys create " + name + " --data-dir " + data_dir + " 2>&1";
   FILE* p = ::popen(cmd.c_str(), "r");
   if (p == nullptr) throw std::runtime_error("popen failed: " + cmd);
   std::string out;

@@ -1,9 +1,9 @@
-#include "remote/errors.h"
-
-#include <nlohmann/json.hpp>
+#include "client/errors.h"
 
 #include <algorithm>
 #include <cctype>
+
+#include "transport/wire.h"
 
 namespace loom::client {
 
@@ -14,13 +14,7 @@ RemoteError::RemoteError(StatusCode code, const std::string& job_id, const std::
       remote_message_(remote_message) {}
 
 StatusCode parse_status_code(std::string_view name) {
-  for (StatusCode c : {StatusCode::kOk, StatusCode::kInvalidArgument, StatusCode::kNotFound,
-                       StatusCode::kFailedPrecondition, StatusCode::kResourceExhausted, StatusCode::kUnavailable,
-                       StatusCode::kDeadlineExceeded, StatusCode::kCancelled, StatusCode::kUnauthenticated,
-                       StatusCode::kPermissionDenied, StatusCode::kInternal}) {
-    if (name == status_code_name(c)) return c;
-  }
-  return StatusCode::kInternal;
+  return transport::parse_status_code(name).value_or(StatusCode::kInternal);
 }
 
 namespace {
@@ -47,21 +41,6 @@ bool mentions_protocol_version(std::string text) {
   return text.find("x-loom-protocol") != std::string::npos || text.find("protocol version") != std::string::npos;
 }
 
-StatusCode code_for_http_status(int http_status) {
-  switch (http_status) {
-    case 400: return StatusCode::kInvalidArgument;
-    case 401: return StatusCode::kUnauthenticated;
-    case 403: return StatusCode::kPermissionDenied;
-    case 404: return StatusCode::kNotFound;
-    case 408: return StatusCode::kDeadlineExceeded;
-    case 409: return StatusCode::kFailedPrecondition;
-    case 413: return StatusCode::kResourceExhausted;
-    case 429: return StatusCode::kResourceExhausted;
-    case 502: case 503: case 504: return StatusCode::kUnavailable;
-    default: return StatusCode::kInternal;
-  }
-}
-
 }  // namespace
 
 void throw_status(const Status& status) {
@@ -70,17 +49,14 @@ void throw_status(const Status& status) {
 }
 
 void throw_http_error(const HttpErrorAnswer& answer) {
-  StatusCode code = code_for_http_status(answer.http_status);
+  StatusCode code = transport::status_code_for_http(answer.http_status);
+  if (code == StatusCode::kOk) code = StatusCode::kInternal;  // a 2xx handed over as an error
   std::string server_message;
-  bool from_json = false;
-  auto body = nlohmann::json::parse(answer.body, nullptr, /*allow_exceptions=*/false);
-  if (body.is_object() && body.contains("error") && body["error"].is_object()) {
-    const auto& e = body["error"];
-    if (e.contains("code") && e["code"].is_string()) {
-      code = parse_status_code(e["code"].get<std::string>());
-      from_json = true;
-    }
-    if (e.contains("message") && e["message"].is_string()) server_message = e["message"].get<std::string>();
+  const std::optional<Status> body = transport::parse_error_body(answer.body);
+  const bool from_json = body.has_value();
+  if (body) {
+    code = body->code();
+    server_message = body->message();
   }
   if (server_message.empty()) {
     // Not loom's JSON (a proxy in between, an empty body): keep a short, printable excerpt.

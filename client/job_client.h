@@ -26,18 +26,26 @@
 #include <utility>
 #include <vector>
 
-#include "remote/errors.h"
-#include "remote/http_client.h"
+#include "client/errors.h"
+#include "transport/http_client.h"
 #include "transport/request.h"
+#include "transport/wire.h"
 
 namespace loom::client {
 
 class StatusDisplay;
 
-enum class JobState { kReceived, kQueued, kDispatched, kRunning, kCompleted, kError, kCancelled, kUnknown };
-const char* job_state_name(JobState state);  // "QUEUED"
-JobState parse_job_state(std::string_view name);  // kUnknown for a name this client does not know
-bool is_terminal(JobState state);
+// The wire vocabulary (transport/wire.h) and the HTTP client, under the
+// client's namespace: JobState::kQueued, job_state_name(), is_terminal().
+using transport::HttpClient;
+using transport::HttpEndpoint;
+using transport::HttpRequest;
+using transport::HttpResponse;
+using transport::is_terminal;
+using transport::job_state_name;
+using transport::JobState;
+using transport::parse_base_url;
+using transport::parse_job_state;
 
 // A job's status snapshot (GET /v1/jobs/{id}) or the state an event stream
 // ended in.

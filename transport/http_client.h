@@ -6,9 +6,14 @@
 // request is safe to repeat: GETs, DELETE, and a POST whose body the server
 // never read). Every network step runs under a timeout (connect, and each
 // read or write), so a silent server gives a ConnectionError, never a hang.
-// Network failures throw ConnectionError naming the server and the step;
-// HTTP error answers are returned, not thrown (the caller maps them with
-// throw_http_error, which knows what was being done).
+// Network failures throw HttpError (UNAVAILABLE) naming the server and the
+// step; HTTP error answers are returned, not thrown (the caller maps them,
+// knowing what was being done). A server that answers before it has read
+// the whole body (413 for an oversized one) and closes is still heard: the
+// answer is read after a failed write.
+//
+// Used by the client library (client/), the server's webhook sender and the
+// integration tests: the one HTTP client of the project.
 //
 // Thread safety: an HttpClient belongs to the thread that calls it (it runs
 // its own io_context inside each call). Use one per thread.
@@ -18,6 +23,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -25,7 +31,19 @@
 
 #include "graph/status.h"
 
-namespace loom::client {
+namespace loom::transport {
+
+// What HttpClient throws: UNAVAILABLE for a network failure or timeout,
+// RESOURCE_EXHAUSTED for an answer over the body limit, INVALID_ARGUMENT for
+// a request it cannot send.
+class HttpError : public std::runtime_error {
+ public:
+  explicit HttpError(Status status) : std::runtime_error(status.message()), status_(std::move(status)) {}
+  const Status& status() const { return status_; }
+
+ private:
+  Status status_;
+};
 
 struct HttpEndpoint {
   std::string host;
@@ -76,15 +94,14 @@ class HttpClient {
   HttpClient& operator=(const HttpClient&) = delete;
 
   // Sends the request and reads the whole answer into memory (at most
-  // max_body_bytes). Throws ConnectionError on a network failure or timeout,
-  // LoomError(INTERNAL) for an answer over the body limit.
+  // max_body_bytes). Throws HttpError.
   HttpResponse request(const HttpRequest& request);
 
   // Like request(), but once the header has arrived `on_head` sees status
   // and headers (body empty), and a 2xx body then goes to `on_data` in
   // chunks of at most stream_chunk_bytes as it arrives (an error answer's
   // body is read into HttpResponse::body as usual). A connection that drops
-  // mid-body throws ConnectionError after every byte received so far went
+  // mid-body throws HttpError (UNAVAILABLE) after every byte received so far went
   // to `on_data`, so the caller can resume with a Range request. Whatever
   // the callbacks throw propagates (and the connection is closed).
   HttpResponse stream(const HttpRequest& request, const std::function<void(const HttpResponse&)>& on_head,
@@ -101,4 +118,4 @@ class HttpClient {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace loom::client
+}  // namespace loom::transport

@@ -1,4 +1,4 @@
-#include "remote/job_client.h"
+#include "client/job_client.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -8,9 +8,9 @@
 
 #include "graph/sha256.h"
 #include "graph/validate.h"
-#include "remote/download.h"
-#include "remote/event_stream.h"
-#include "remote/status_display.h"
+#include "client/download.h"
+#include "client/event_stream.h"
+#include "client/status_display.h"
 #include "transport/base64.h"
 
 namespace loom::client {
@@ -19,9 +19,6 @@ using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-constexpr JobState kStates[] = {JobState::kReceived,  JobState::kQueued, JobState::kDispatched, JobState::kRunning,
-                                JobState::kCompleted, JobState::kError,  JobState::kCancelled};
 
 // Decompressed results written to a file are not held in memory; the bound
 // only stops a runaway frame from filling the disk.
@@ -66,7 +63,9 @@ Result<JobStatus> status_from_json(const json& j, std::string raw) {
       st.queue_position = j["queue_position"].get<int64_t>();
     }
     if (j.contains("error") && j["error"].is_object()) {
-      st.error_code = parse_status_code(j["error"].value("code", "INTERNAL"));
+      const json& code = j["error"].contains("code") ? j["error"]["code"] : json();
+      st.error_code = code.is_string() ? transport::parse_status_code(code.get<std::string>()).value_or(StatusCode::kInternal)
+                                       : StatusCode::kInternal;
       st.error_message = j["error"].value("message", "");
     }
     st.result_url = j.value("result_url", "");
@@ -134,31 +133,6 @@ void throw_if_failed(const JobStatus& st) {
   }
 }
 
-const char* job_state_name(JobState state) {
-  switch (state) {
-    case JobState::kReceived: return "RECEIVED";
-    case JobState::kQueued: return "QUEUED";
-    case JobState::kDispatched: return "DISPATCHED";
-    case JobState::kRunning: return "RUNNING";
-    case JobState::kCompleted: return "COMPLETED";
-    case JobState::kError: return "ERROR";
-    case JobState::kCancelled: return "CANCELLED";
-    case JobState::kUnknown: break;
-  }
-  return "UNKNOWN";
-}
-
-JobState parse_job_state(std::string_view name) {
-  for (JobState s : kStates) {
-    if (name == job_state_name(s)) return s;
-  }
-  return JobState::kUnknown;
-}
-
-bool is_terminal(JobState state) {
-  return state == JobState::kCompleted || state == JobState::kError || state == JobState::kCancelled;
-}
-
 Result<JobStatus> parse_job_status(const std::string& text) {
   json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
   return status_from_json(j, text);
@@ -185,9 +159,9 @@ JobClient::JobClient(ClientOptions options) : options_(std::move(options)) {
   endpoint_ = *ep;
   if (options_.api_key.empty()) {
     throw AuthError("no API key given: set LOOM_API_KEY (or pass --api-key / ClientOptions::api_key); an operator "
-                    "creates keys with `loom keys create NAME --data-dir DIR` on the server");
+                    "creates keys with `loom-server keys create NAME --data-dir DIR` on the server");
   }
-  HttpClientOptions ho;
+  transport::HttpClientOptions ho;
   ho.connect_timeout = options_.timeout;
   ho.io_timeout = options_.timeout;
   http_ = std::make_unique<HttpClient>(endpoint_, ho);
@@ -199,11 +173,15 @@ HttpResponse JobClient::call(const std::string& method, const std::string& targe
   r.method = method;
   r.target = target;
   r.headers = {{"Authorization", "Bearer " + options_.api_key},
-               {"X-Loom-Protocol", std::to_string(transport::kProtocolVersion)},
+               {transport::kProtocolHeader, std::to_string(transport::kProtocolVersion)},
                {"Accept", "application/json"}};
   if (!content_type.empty()) r.headers.emplace_back("Content-Type", content_type);
   r.body = std::move(body);
-  return http_->request(r);
+  try {
+    return http_->request(r);
+  } catch (const transport::HttpError& e) {
+    throw_status(e.status());
+  }
 }
 
 HttpResponse JobClient::expect_ok(const std::string& method, const std::string& target, std::string body,
@@ -299,12 +277,12 @@ json JobClient::post_job(const transport::JobRequest& request, int64_t wait_ms, 
     completed.id = resp.header("X-Loom-Job-Id");
     check_job_id(completed.id);
     completed.state = JobState::kCompleted;
-    completed.state_name = "COMPLETED";
+    completed.state_name = job_state_name(JobState::kCompleted);
     completed.result_url = resp.header("X-Loom-Result-Url");
     completed.result_sha256 = resp.header("X-Loom-Result-Sha256");
     completed.result_size = resp.body.size();
     completed.result_inline = std::move(resp.body);
-    return json{{"job_id", completed.id}, {"state", "COMPLETED"},
+    return json{{"job_id", completed.id}, {"state", completed.state_name},
                 {"deduplicated", resp.header("X-Loom-Deduplicated") == "true"}};
   }
   json j = parse_object(resp, "POST /v1/jobs");
@@ -431,8 +409,8 @@ JobStatus JobClient::follow(const std::string& job_id, const WaitOptions& option
       // still tells how the job ends.
       return poll_until_end(job_id, options, &display, deadline);
     }
-    const std::string type = ev.value("type", "");
-    if (type == "STATUS") {
+    const transport::EventType type = transport::event_type_of(ev);
+    if (type == transport::EventType::kStatus) {
       last.state_name = ev.value("state", "");
       last.state = parse_job_state(last.state_name);
       last.queue_position = -1;
@@ -446,14 +424,14 @@ JobStatus JobClient::follow(const std::string& job_id, const WaitOptions& option
         }
       }
       display.on_state(last.state_name, last.queue_position, elapsed);
-    } else if (type == "LOG") {
+    } else if (type == transport::EventType::kLog) {
       std::string text = ev.value("text", ""), value = ev.value("value", "");
       display.on_log(text, value);
       if (options.on_log) options.on_log(text, value);
-    } else if (EventStream::is_terminal_type(type)) {
+    } else if (transport::is_terminal(type)) {
       apply_terminal_event(ev, last, display);
       break;
-    } else if (type == "STREAM") {
+    } else if (type == transport::EventType::kStream) {
       if (!answer) {
         display.on_log("waiting for stream callback \"" + ev.value("callback", std::string()) + "\"",
                        "answered by the client that has its handler");
@@ -461,7 +439,7 @@ JobStatus JobClient::follow(const std::string& job_id, const WaitOptions& option
       }
       std::string reply = answer(ev);
       if (!reply.empty()) events.send(std::move(reply), /*binary=*/true);
-    } else if (type == "REJECTED") {
+    } else if (type == transport::EventType::kRejected) {
       display.on_log("the server rejected a stream reply", ev.value("message", std::string()));
     }
     // Other types: a newer server's additions; nothing to do.
@@ -574,11 +552,12 @@ uint64_t JobClient::download_result(const std::string& job_id, const std::string
 }
 
 void apply_terminal_event(const json& ev, JobStatus& st, StatusDisplay& display) {
-  const std::string type = ev.value("type", "");
+  using transport::EventType;
+  const EventType type = transport::event_type_of(ev);
   st.queue_position = -1;
-  if (type == "COMPLETED") {
+  if (type == EventType::kCompleted) {
     st.state = JobState::kCompleted;
-    st.state_name = "COMPLETED";
+    st.state_name = job_state_name(st.state);
     st.result_url = ev.value("result_url", "");
     st.result_size = ev.value("result_size", uint64_t{0});
     st.result_sha256 = ev.value("result_sha256", "");
@@ -586,16 +565,19 @@ void apply_terminal_event(const json& ev, JobStatus& st, StatusDisplay& display)
       auto bytes = transport::base64_decode(ev["result_inline"].get<std::string>());
       if (bytes.ok()) st.result_inline = std::move(bytes).value();  // else: downloaded instead
     }
-    display.finish("COMPLETED", ev.value("deduplicated", false)
-                                    ? "an identical request had run before; its stored result is reused"
-                                    : "");
+    display.finish(st.state_name, ev.value("deduplicated", false)
+                                      ? "an identical request had run before; its stored result is reused"
+                                      : "");
     return;
   }
-  st.state = type == "ERROR" ? JobState::kError : JobState::kCancelled;
-  st.state_name = type;
-  st.error_code = parse_status_code(ev.value("code", type == "ERROR" ? "INTERNAL" : "CANCELLED"));
+  st.state = type == EventType::kError ? JobState::kError : JobState::kCancelled;
+  st.state_name = job_state_name(st.state);
+  const StatusCode fallback = type == EventType::kError ? StatusCode::kInternal : StatusCode::kCancelled;
+  st.error_code = ev.contains("code") && ev["code"].is_string()
+                      ? transport::parse_status_code(ev["code"].get<std::string>()).value_or(fallback)
+                      : fallback;
   st.error_message = ev.value("message", "");
-  display.finish(type, st.error_message);
+  display.finish(st.state_name, st.error_message);
 }
 
 JobClient::~JobClient() = default;

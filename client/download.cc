@@ -1,4 +1,4 @@
-#include "remote/download.h"
+#include "client/download.h"
 
 #include <zstd.h>
 
@@ -8,10 +8,15 @@
 #include <thread>
 #include <vector>
 
-#include "remote/errors.h"
+#include "client/errors.h"
 #include "transport/request.h"
 
 namespace loom::client::internal {
+
+using transport::HttpClient;
+using transport::HttpRequest;
+using transport::HttpResponse;
+using transport::parse_base_url;
 
 bool parse_content_range(std::string_view header, uint64_t& first, uint64_t& last, uint64_t& size) {
   auto number = [](std::string_view s, uint64_t& v) {
@@ -65,7 +70,7 @@ void download(HttpClient& http, const DownloadSpec& spec, ByteSink& sink, std::u
     HttpRequest req;
     req.target = target;
     // The signature is the credential (PROTOCOL.md): no API key goes to a blob URL.
-    req.headers.emplace_back("X-Loom-Protocol", std::to_string(transport::kProtocolVersion));
+    req.headers.emplace_back(transport::kProtocolHeader, std::to_string(transport::kProtocolVersion));
     if (offset > 0) req.headers.emplace_back("Range", "bytes=" + std::to_string(offset) + "-");
     const uint64_t before = offset;
 
@@ -98,7 +103,8 @@ void download(HttpClient& http, const DownloadSpec& spec, ByteSink& sink, std::u
     HttpResponse resp;
     try {
       resp = h->stream(req, on_head, on_data);
-    } catch (const ConnectionError& e) {
+    } catch (const transport::HttpError& e) {
+      if (e.status().code() != StatusCode::kUnavailable) throw_status(e.status());
       failures = offset > before ? 0 : failures + 1;
       if (failures >= spec.max_attempts) {
         throw ConnectionError(what + ": " + e.what() + " (gave up after " + std::to_string(failures) +

@@ -12,7 +12,7 @@
 #include <string>
 #include <string_view>
 
-#include "remote/http_client.h"
+#include "transport/http_client.h"
 #include "graph/sha256.h"
 
 namespace loom::client::internal {
@@ -53,7 +53,7 @@ struct DownloadSpec {
 // Throws NotFoundError (result gone), LoomError(INTERNAL) for a size or
 // SHA-256 mismatch (the sink is reset first), ConnectionError when the
 // attempts are spent.
-void download(HttpClient& http, const DownloadSpec& spec, ByteSink& sink, std::unique_ptr<Sha256>& hash,
+void download(transport::HttpClient& http, const DownloadSpec& spec, ByteSink& sink, std::unique_ptr<Sha256>& hash,
               const std::function<std::string()>& fresh_url, const std::function<void(uint64_t)>& progress);
 
 // Decompresses the zstd file `in` into `out` (created or truncated) through

@@ -1,7 +1,4 @@
-#include "remote/event_stream.h"
-
-#include <websocketpp/client.hpp>
-#include <websocketpp/config/asio_no_tls_client.hpp>
+#include "client/event_stream.h"
 
 #include <algorithm>
 #include <condition_variable>
@@ -11,19 +8,20 @@
 
 #include "transport/request.h"
 #include "transport/stream_frames.h"
+#include "transport/websocket.h"
 
 namespace loom::client {
 
-namespace {
-using WsClient = websocketpp::client<websocketpp::config::asio_client>;
-}  // namespace
-
-bool EventStream::is_terminal_type(const std::string& type) {
-  return type == "COMPLETED" || type == "ERROR" || type == "CANCELLED";
-}
-
 struct EventStream::Impl {
-  explicit Impl(EventStreamOptions o) : options(std::move(o)), last_received_seq(options.after_seq) {}
+  explicit Impl(EventStreamOptions o)
+      : options(std::move(o)), ws(socket_options(options)), last_received_seq(options.after_seq) {}
+
+  static transport::WebSocketClient::Options socket_options(const EventStreamOptions& o) {
+    transport::WebSocketClient::Options w;
+    w.handshake_timeout = o.handshake_timeout;
+    w.max_message_bytes = o.max_message_bytes;
+    return w;
+  }
 
   EventStreamOptions options;
 
@@ -37,14 +35,11 @@ struct EventStream::Impl {
   int reconnect_count = 0;
 
   // Socket thread only (after start()).
-  WsClient ws;
-  WsClient::connection_ptr connection;
-  WsClient::timer_ptr retry_timer;
+  transport::WebSocketClient ws;
   uint64_t last_received_seq;
   int attempts_since_event = 0;
   bool saw_terminal = false;
   bool stopping = false;
-  std::thread thread;
   bool started = false;
 
   std::string uri() const {
@@ -62,7 +57,6 @@ struct EventStream::Impl {
       end_status = std::move(status);
     }
     cv.notify_all();
-    ws.stop_perpetual();
   }
 
   void push(nlohmann::json event) {
@@ -76,40 +70,33 @@ struct EventStream::Impl {
   // STREAM requests and REJECTED answers are live only: no seq, no replay
   // (a pending STREAM is sent again on reattach).
   static bool is_unsequenced(const nlohmann::json& event) {
-    if (!event.is_object() || event.contains("seq") || !event.contains("type") || !event["type"].is_string()) {
-      return false;
-    }
-    const auto& type = event["type"].get_ref<const std::string&>();
-    return type == "STREAM" || type == "REJECTED";
+    if (!event.is_object() || event.contains("seq")) return false;
+    const transport::EventType type = transport::event_type_of(event);
+    return type == transport::EventType::kStream || type == transport::EventType::kRejected;
   }
 
   // --- socket thread ---
 
   void open() {
     if (stopping) return;
-    websocketpp::lib::error_code ec;
-    WsClient::connection_ptr con = ws.get_connection(uri(), ec);
-    if (ec) {
-      finish(Status(StatusCode::kInvalidArgument, "bad event stream address " + uri() + ": " + ec.message()));
-      return;
-    }
-    con->append_header("Authorization", "Bearer " + options.api_key);
-    con->append_header("X-Loom-Protocol", std::to_string(transport::kProtocolVersion));
-    con->set_message_handler([this](websocketpp::connection_hdl, WsClient::message_ptr msg) {
-      try {
-        if (msg->get_opcode() == websocketpp::frame::opcode::binary) {
-          on_binary(msg->get_payload());
-        } else {
-          on_message(msg->get_payload());
-        }
-      } catch (const std::exception& e) {
-        finish(Status(StatusCode::kInternal, std::string("handling an event: ") + e.what()));
+    transport::WebSocketClient::Handlers h;
+    h.on_message = [this](const std::string& payload, bool binary) {
+      if (binary) {
+        on_binary(payload);
+      } else {
+        on_message(payload);
       }
-    });
-    con->set_fail_handler([this](websocketpp::connection_hdl hdl) { on_fail(hdl); });
-    con->set_close_handler([this](websocketpp::connection_hdl hdl) { on_close(hdl); });
-    connection = con;
-    ws.connect(con);
+    };
+    h.on_error = [this](const std::string& what) {
+      finish(Status(StatusCode::kInternal, "handling an event: " + what));
+    };
+    h.on_fail = [this](int http_status, const std::string& reason) { on_fail(http_status, reason); };
+    h.on_close = [this](int) { on_close(); };
+    Status s = ws.connect(uri(),
+                          {{"Authorization", "Bearer " + options.api_key},
+                           {transport::kProtocolHeader, std::to_string(transport::kProtocolVersion)}},
+                          std::move(h));
+    if (!s.ok()) finish(s);
   }
 
   void on_message(const std::string& payload) {
@@ -131,7 +118,7 @@ struct EventStream::Impl {
     if (seq <= last_received_seq) return;  // replayed after a reconnect: already delivered
     last_received_seq = seq;
     attempts_since_event = 0;
-    bool terminal = is_terminal_type(event["type"].get<std::string>());
+    bool terminal = transport::is_terminal(transport::event_type_of(event));
     push(std::move(event));
     if (terminal) {
       saw_terminal = true;
@@ -160,17 +147,8 @@ struct EventStream::Impl {
     return ended;
   }
 
-  void on_fail(websocketpp::connection_hdl hdl) {
+  void on_fail(int http_status, const std::string& reason) {
     if (stopping || saw_terminal || is_ended()) return;
-    int http_status = 0;
-    std::string reason;
-    try {
-      auto con = ws.get_con_from_hdl(hdl);
-      http_status = static_cast<int>(con->get_response_code());
-      reason = con->get_ec().message();
-    } catch (const std::exception& e) {
-      reason = e.what();
-    }
     std::string where = "event stream of job " + options.job_id + " at " + uri();
     switch (http_status) {
       case 401:
@@ -192,13 +170,12 @@ struct EventStream::Impl {
     retry(where + ": " + (http_status != 0 ? "HTTP " + std::to_string(http_status) : reason));
   }
 
-  void on_close(websocketpp::connection_hdl) {
+  void on_close() {
     if (stopping || saw_terminal || is_ended()) return;
     retry("event stream of job " + options.job_id + " closed before the job ended");
   }
 
   void retry(const std::string& why) {
-    connection.reset();
     if (attempts_since_event >= options.max_reconnects) {
       finish(Status(StatusCode::kUnavailable, why + "; gave up after " + std::to_string(options.max_reconnects) +
                                                   " reconnection attempts"));
@@ -211,8 +188,8 @@ struct EventStream::Impl {
       std::lock_guard<std::mutex> lock(mu);
       ++reconnect_count;
     }
-    retry_timer = ws.set_timer(static_cast<long>(backoff.count()), [this](const websocketpp::lib::error_code& ec) {
-      if (ec || stopping) return;
+    ws.set_timer(backoff, [this] {
+      if (stopping) return;
       try {
         open();
       } catch (const std::exception& e) {
@@ -221,31 +198,11 @@ struct EventStream::Impl {
     });
   }
 
-  void close_socket() {
-    if (!connection) return;
-    websocketpp::lib::error_code ec;
-    if (connection->get_state() == websocketpp::session::state::open) {
-      connection->close(websocketpp::close::status::going_away, "client done", ec);
-    } else {
-      connection->terminate(ec);
-    }
-  }
+  void close_socket() { ws.close(transport::CloseCode::kGoingAway, "client done"); }
 };
 
 EventStream::EventStream(EventStreamOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {
-  Impl& s = *impl_;
-  s.last_delivered_seq = s.options.after_seq;
-  s.ws.clear_access_channels(websocketpp::log::alevel::all);
-  s.ws.clear_error_channels(websocketpp::log::elevel::all);
-  websocketpp::lib::error_code ec;
-  s.ws.init_asio(ec);
-  if (ec) {
-    s.ended = true;
-    s.end_status = Status(StatusCode::kInternal, "initializing the WebSocket client: " + ec.message());
-  }
-  s.ws.set_open_handshake_timeout(static_cast<long>(s.options.handshake_timeout.count()));
-  s.ws.set_close_handshake_timeout(1000);
-  s.ws.set_max_message_size(static_cast<size_t>(s.options.max_message_bytes));
+  impl_->last_delivered_seq = impl_->options.after_seq;
 }
 
 EventStream::~EventStream() { stop(); }
@@ -253,21 +210,18 @@ EventStream::~EventStream() { stop(); }
 void EventStream::start() {
   Impl& s = *impl_;
   if (s.started || s.ended) return;
+  Status up = s.ws.start();
+  if (!up.ok()) {
+    s.finish(up);
+    return;
+  }
   s.started = true;
-  s.ws.start_perpetual();
   // open() runs on the socket thread like every other step.
-  boost::asio::post(s.ws.get_io_service(), [&s] {
+  s.ws.post([&s] {
     try {
       s.open();
     } catch (const std::exception& e) {
       s.finish(Status(StatusCode::kInternal, std::string("opening the event stream: ") + e.what()));
-    }
-  });
-  s.thread = std::thread([&s] {
-    try {
-      s.ws.run();
-    } catch (const std::exception& e) {
-      s.finish(Status(StatusCode::kInternal, std::string("event stream thread: ") + e.what()));
     }
   });
 }
@@ -288,10 +242,9 @@ EventStream::Next EventStream::next(nlohmann::json& event, std::chrono::millisec
 void EventStream::send(std::string frame, bool binary) {
   Impl& s = *impl_;
   if (!s.started) return;
-  boost::asio::post(s.ws.get_io_service(), [&s, binary, frame = std::move(frame)] {
-    if (s.stopping || !s.connection || s.connection->get_state() != websocketpp::session::state::open) return;
-    // Lost with the socket: the server resends its request on reattach.
-    (void)s.connection->send(frame, binary ? websocketpp::frame::opcode::binary : websocketpp::frame::opcode::text);
+  s.ws.post([&s, binary, frame = std::move(frame)] {
+    // Lost with the socket when it is down: the server resends its request on reattach.
+    if (!s.stopping) (void)s.ws.send(frame, binary);
   });
 }
 
@@ -311,13 +264,8 @@ void EventStream::stop() {
   Impl& s = *impl_;
   if (!s.started) return;
   s.started = false;
-  boost::asio::post(s.ws.get_io_service(), [&s] {
-    s.stopping = true;
-    if (s.retry_timer) s.retry_timer->cancel();
-    s.close_socket();
-    s.ws.stop_perpetual();
-  });
-  if (s.thread.joinable()) s.thread.join();
+  s.ws.post([&s] { s.stopping = true; });
+  s.ws.stop();
   {
     std::lock_guard<std::mutex> lock(s.mu);
     if (!s.ended) {

@@ -1,4 +1,4 @@
-#include "remote/http_client.h"
+#include "transport/http_client.h"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -10,9 +10,8 @@
 #include <optional>
 #include <strings.h>
 
-#include "remote/errors.h"
 
-namespace loom::client {
+namespace loom::transport {
 
 namespace beast = boost::beast;
 namespace http = beast::http;
@@ -92,8 +91,10 @@ struct HttpClient::Impl {
   [[noreturn]] void fail(const std::string& step, const beast::error_code& ec) {
     close();
     std::string what = ec == beast::error::timeout ? "timed out" : ec.message();
-    throw ConnectionError(step + " " + endpoint.to_string() + ": " + what +
-                          (step == "connecting to" ? " (is loom-server running there? check LOOM_HOST / --host)" : ""));
+    throw HttpError(Status(StatusCode::kUnavailable,
+                           step + " " + endpoint.to_string() + ": " + what +
+                               (step == "connecting to" ? " (is loom-server running there? check LOOM_HOST / --host)"
+                                                        : "")));
   }
 
   void close() {
@@ -123,7 +124,7 @@ struct HttpClient::Impl {
 
   http::request<http::string_body> make_request(const HttpRequest& r) {
     http::verb verb = http::string_to_verb(r.method);
-    if (verb == http::verb::unknown) throw LoomError(StatusCode::kInternal, "unknown HTTP method " + r.method);
+    if (verb == http::verb::unknown) throw HttpError(invalid_argument("unknown HTTP method " + r.method));
     http::request<http::string_body> req{verb, r.target, 11};
     bool v6 = endpoint.host.find(':') != std::string::npos;
     req.set(http::field::host, (v6 ? "[" + endpoint.host + "]" : endpoint.host) + ":" + std::to_string(endpoint.port));
@@ -137,8 +138,11 @@ struct HttpClient::Impl {
 
   // Writes the request on the kept-alive connection (opening one when there
   // is none). Returns false when a reused connection turned out to be closed
-  // by the server while idle: the caller retries once on a fresh one.
-  bool write(http::request<http::string_body>& req, bool& reused) {
+  // by the server while idle: the caller retries once on a fresh one. A
+  // fresh connection's failed write leaves `write_ec` set and returns true:
+  // the server may have answered (413) before it stopped reading, so the
+  // caller reads, and reports `write_ec` if no answer comes.
+  bool write(http::request<http::string_body>& req, bool& reused, beast::error_code& write_ec) {
     reused = stream.has_value();
     if (!stream) connect();
     beast::error_code ec;
@@ -150,7 +154,7 @@ struct HttpClient::Impl {
         close();
         return false;
       }
-      fail("sending to", ec);
+      write_ec = ec;
     }
     return true;
   }
@@ -169,7 +173,8 @@ struct HttpClient::Impl {
     for (int attempt = 0;; ++attempt) {
       auto req = make_request(r);
       bool reused = false;
-      if (!write(req, reused)) continue;
+      beast::error_code write_ec;
+      if (!write(req, reused, write_ec)) continue;
       http::response_parser<http::string_body> parser;
       parser.body_limit(options.max_body_bytes);
       parser.header_limit(64 * 1024);
@@ -183,11 +188,12 @@ struct HttpClient::Impl {
           close();
           continue;
         }
+        if (write_ec) fail("sending to", write_ec);
         if (ec == http::error::body_limit) {
           close();
-          throw LoomError(StatusCode::kInternal, "the answer to " + r.method + " " + r.target + " from " +
-                                                     endpoint.to_string() + " is over the client's limit of " +
-                                                     std::to_string(options.max_body_bytes) + " bytes");
+          throw HttpError(resource_exhausted("the answer to " + r.method + " " + r.target + " from " +
+                                             endpoint.to_string() + " is over the client's limit of " +
+                                             std::to_string(options.max_body_bytes) + " bytes"));
         }
         fail("reading the answer to " + r.method + " " + r.target + " from", ec);
       }
@@ -195,7 +201,7 @@ struct HttpClient::Impl {
       HttpResponse out;
       copy_headers(res.base(), out);
       out.body = std::move(res.body());
-      if (!res.keep_alive()) close();
+      if (write_ec || !res.keep_alive()) close();
       return out;
     }
   }
@@ -205,7 +211,8 @@ struct HttpClient::Impl {
     for (int attempt = 0;; ++attempt) {
       auto req = make_request(r);
       bool reused = false;
-      if (!write(req, reused)) continue;
+      beast::error_code write_ec;
+      if (!write(req, reused, write_ec)) continue;
       http::response_parser<http::buffer_body> parser;
       // The caller bounds what it accepts. Not boost::none: Boost 1.74 compares
       // Content-Length against the empty optional and fails every body.
@@ -220,6 +227,7 @@ struct HttpClient::Impl {
           close();
           continue;
         }
+        if (write_ec) fail("sending to", write_ec);
         fail("reading the answer to " + r.method + " " + r.target + " from", ec);
       }
       HttpResponse out;
@@ -249,7 +257,7 @@ struct HttpClient::Impl {
         close();
         throw;
       }
-      if (!parser.keep_alive()) close();
+      if (write_ec || !parser.keep_alive()) close();
       return out;
     }
   }
@@ -269,4 +277,4 @@ HttpResponse HttpClient::stream(const HttpRequest& request, const std::function<
 
 void HttpClient::close() { impl_->close(); }
 
-}  // namespace loom::client
+}  // namespace loom::transport

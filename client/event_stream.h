@@ -30,13 +30,13 @@
 #include <memory>
 #include <string>
 
-#include "remote/http_client.h"
+#include "transport/http_client.h"
 #include "graph/status.h"
 
 namespace loom::client {
 
 struct EventStreamOptions {
-  HttpEndpoint endpoint;   // the server's host and its websocket_port (from GET /v1/env)
+  transport::HttpEndpoint endpoint;  // the server's host and its websocket_port (from GET /v1/env)
   std::string api_key;
   std::string job_id;
   uint64_t after_seq = 0;  // events with seq <= this are not wanted
@@ -82,9 +82,6 @@ class EventStream {
 
   // Closes the socket and joins the thread. Idempotent.
   void stop();
-
-  // Whether `type` ends a job's event stream.
-  static bool is_terminal_type(const std::string& type);
 
  private:
   struct Impl;

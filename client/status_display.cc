@@ -1,4 +1,4 @@
-#include "remote/status_display.h"
+#include "client/status_display.h"
 
 #include <unistd.h>
 

@@ -1,0 +1,130 @@
+#include "server/admission.h"
+
+#include "graph/sha256.h"
+#include "runtime/execute.h"
+#include "transport/request.h"
+#include "transport/wire.h"
+
+namespace loom::server {
+
+namespace {
+
+bool has_stream_nodes(const graph::Graph& g) {
+  for (const auto& n : g.nodes) {
+    if (n.kind == graph::NodeKind::kStream) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+Result<std::string> Admission::authenticate(const std::string& api_key) {
+  if (!options_.require_auth) return std::string("anonymous");
+  const std::string how = " (an operator creates keys with `loom-server keys create NAME --data-dir DIR` on the "
+                          "server; send it as `Authorization: Bearer KEY` or set LOOM_API_KEY)";
+  if (api_key.empty()) return Status(StatusCode::kUnauthenticated, "no API key" + how);
+  const auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = key_cache_.find(api_key);
+    if (it != key_cache_.end() && now - it->second.checked < kKeyCacheTtl) return it->second.key_id;
+  }
+  auto key = store_.find_key(api_key);
+  if (!key.ok()) return key.status();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!key->has_value()) {
+    key_cache_.erase(api_key);  // revoked
+    return Status(StatusCode::kUnauthenticated, "unknown API key" + how);
+  }
+  // Bounded: unknown keys are never cached, and a key that is not used
+  // again is dropped when the cache is swept here.
+  if (key_cache_.size() >= 4096) key_cache_.clear();
+  key_cache_[api_key] = CachedKey{(*key)->key_id, now};
+  return (*key)->key_id;
+}
+
+bool Admission::queue_full(const std::string& model) const {
+  return execution_.queued_for(model) >= options_.queue_capacity;
+}
+
+Result<std::optional<SubmitAnswer>> Admission::answer_from_cache(JobRecord& job, uint64_t subscription) {
+  auto done = store_.find_completed(job.identity);
+  if (!done.ok()) return done.status();
+  if (!done->has_value()) return std::optional<SubmitAnswer>();
+  auto bytes = blobs_.get(BlobKind::kResult, (*done)->id);
+  if (!bytes.ok() || !blobs_.put(BlobKind::kResult, job.id, *bytes).ok()) return std::optional<SubmitAnswer>();
+  job.state = JobState::kCompleted;
+  job.result_size = (*done)->result_size;
+  job.result_sha256 = (*done)->result_sha256;
+  LOOM_RETURN_IF_ERROR(store_.create(job));
+  std::shared_ptr<const std::string> inline_result;
+  if (job.result_size <= options_.inline_max) inline_result = std::make_shared<const std::string>(std::move(*bytes));
+  (void)delivery_.complete(job, /*deduplicated=*/true, std::move(inline_result));
+  return std::optional<SubmitAnswer>(SubmitAnswer{job.id, job.state, true, subscription});
+}
+
+Result<SubmitAnswer> Admission::submit(const std::string& owner, std::string_view body, Delivery::Listener listener,
+                                       int64_t* retry_after_s) {
+  LOOM_ASSIGN_OR_RETURN(transport::JobRequest req, transport::decode_request(body, options_.request_limits));
+  auto model = execution_.find(req.model_key);
+  if (!model) {
+    return not_found("unknown model \"" + req.model_key + "\" (this server has: " + execution_.model_keys() + ")");
+  }
+  LOOM_RETURN_IF_ERROR(runtime::validate_for_model(req.graph, *model->model, options_.run_limits.graph));
+  if (req.invokes.size() != req.graph.invokes) {
+    return invalid_argument("the graph has " + std::to_string(req.graph.invokes) + " invoke(s) but the request carries " +
+                            std::to_string(req.invokes.size()) + " input set(s)");
+  }
+  if (!req.request_id.empty()) {
+    auto prior = store_.find_by_request_id(owner, req.request_id);
+    if (!prior.ok()) return prior.status();
+    if (prior->has_value()) return SubmitAnswer{(*prior)->id, (*prior)->state, true};
+  }
+  JobRecord job;
+  job.id = new_job_id();
+  job.owner = owner;
+  job.model = req.model_key;
+  job.created_ms = job.updated_ms = now_ms();
+  job.request_id = req.request_id;
+  job.callback_url = req.callback_url;
+  uint64_t subscription = listener ? delivery_.subscribe(job.id, std::move(listener)) : 0;
+  // Failing before the job exists: the listener has nothing to hear.
+  auto refuse = [&](Status s) {
+    if (subscription != 0) delivery_.unsubscribe(job.id, subscription);
+    return s;
+  };
+  // Results are cached per owner: a shared cache would tell one user what another ran.
+  if (!req.no_cache && !has_stream_nodes(req.graph)) {
+    job.identity = sha256_hex(owner + "\n" + transport::request_identity(req));
+    auto cached = answer_from_cache(job, subscription);
+    if (!cached.ok()) return refuse(cached.status());
+    if (cached->has_value()) return std::move(**cached);
+  }
+  const std::string full = "the queue for " + model->device + " is full (" + std::to_string(options_.queue_capacity) +
+                           " jobs); retry later";
+  auto queue_is_full = [&] {
+    if (retry_after_s != nullptr) *retry_after_s = 1;
+    return refuse(resource_exhausted(full));
+  };
+  if (queue_full(req.model_key)) return queue_is_full();
+  job.state = JobState::kReceived;
+  Status created = store_.create(job);
+  if (!created.ok()) return refuse(created);
+  metrics_.job_entered(JobState::kReceived);
+  Status put = blobs_.put(BlobKind::kRequest, job.id, body);
+  if (!put.ok()) {
+    delivery_.finish(job, JobState::kError, StatusCode::kInternal, "could not store the request: " + put.message());
+    return refuse(put);
+  }
+  std::shared_ptr<const transport::JobRequest> decoded;
+  if (body.size() <= options_.small_blob_bytes) decoded = std::make_shared<const transport::JobRequest>(std::move(req));
+  const std::string model_key = job.model;
+  delivery_.transition(job, JobState::kQueued, {{"queue_position", execution_.queued_for(model_key)}});
+  if (!execution_.try_enqueue(model_key, job.id, std::move(decoded))) {
+    delivery_.finish(job, JobState::kError, StatusCode::kResourceExhausted, "the queue was full");
+    return queue_is_full();
+  }
+  return SubmitAnswer{job.id, JobState::kQueued, false, subscription};
+}
+
+}  // namespace loom::server

@@ -1,0 +1,302 @@
+#include "server/execution.h"
+
+#include <ATen/ATen.h>
+
+#include <iostream>
+
+#include "graph/codec.h"
+#include "graph/sha256.h"
+#include "runtime/execute.h"
+#include "runtime/model.h"
+#include "runtime/safetensors.h"
+#include "runtime/stream_value.h"
+#include "runtime/tensor_data.h"
+#include "transport/stream_frames.h"
+#include "transport/wire.h"
+#include "transport/zstd_codec.h"
+
+namespace loom::server {
+
+using json = nlohmann::json;
+using transport::event_type_name;
+using transport::EventType;
+
+Execution::Execution(const ServerOptions& options, JobStore& store, JobBlobs& blobs, Delivery& delivery)
+    : options_(options), store_(store), blobs_(blobs), delivery_(delivery) {}
+
+Execution::~Execution() { stop(); }
+
+Status Execution::start(const std::vector<ModelSpec>& models) {
+  for (const ModelSpec& spec : models) {
+    runtime::ModelOptions mo;
+    mo.device = spec.device;
+    auto m = runtime::load_model(spec.path, mo);
+    if (!m.ok()) return m.status().with_context("model \"" + spec.key + "\"");
+    auto& ex = executors_[spec.device];
+    if (!ex) {
+      ex = std::make_unique<Executor>(spec.device, options_.queue_capacity, [this](const std::string& id) { run_job(id); });
+    }
+    models_[spec.key] = LoadedModel{spec, std::move(m).value(), ex.get()};
+  }
+  // Recovery: what a previous process left unfinished.
+  auto left = store_.list_by_state({JobState::kReceived, JobState::kQueued, JobState::kDispatched, JobState::kRunning});
+  if (!left.ok()) return left.status();
+  for (JobRecord& job : *left) {
+    const LoadedModel* lm = find_model(job.model);
+    if (job.state == JobState::kReceived || lm == nullptr) {
+      delivery_.finish(job, JobState::kError, StatusCode::kUnavailable,
+                       lm == nullptr ? "the server restarted without model \"" + job.model + "\""
+                                     : "the server stopped before the job was queued; submit it again");
+      continue;
+    }
+    if (job.state != JobState::kQueued) {
+      (void)delivery_.emit(job.id, {{"type", event_type_name(EventType::kLog)},
+                                    {"text", "the server restarted while this job was running; running it again"}});
+      delivery_.transition(job, JobState::kQueued);
+    }
+    lm->executor->push_unbounded(job.id);
+  }
+  for (auto& [device, ex] : executors_) ex->start();
+  return Status();
+}
+
+void Execution::stop() {
+  for (auto& [device, ex] : executors_) ex->stop();
+}
+
+const Execution::LoadedModel* Execution::find_model(const std::string& key) const {
+  auto it = models_.find(key);
+  return it == models_.end() ? nullptr : &it->second;
+}
+
+std::optional<Execution::ModelView> Execution::find(const std::string& key) const {
+  const LoadedModel* lm = find_model(key);
+  if (lm == nullptr) return std::nullopt;
+  return ModelView{lm->model.get(), lm->spec.device};
+}
+
+std::string Execution::model_keys() const {
+  std::string known;
+  for (const auto& [k, m] : models_) known += (known.empty() ? "" : ", ") + k;
+  return known;
+}
+
+size_t Execution::queued_for(const std::string& key) const {
+  const LoadedModel* lm = find_model(key);
+  return lm == nullptr ? 0 : lm->executor->size();
+}
+
+bool Execution::try_enqueue(const std::string& key, const std::string& job_id,
+                            std::shared_ptr<const transport::JobRequest> decoded) {
+  const LoadedModel* lm = find_model(key);
+  if (lm == nullptr) return false;
+  if (decoded) {
+    std::lock_guard<std::mutex> lock(mu_);
+    decoded_[job_id] = std::move(decoded);
+  }
+  if (lm->executor->try_push(job_id)) return true;
+  (void)take_decoded(job_id);
+  return false;
+}
+
+size_t Execution::queue_depth() const {
+  size_t n = 0;
+  for (const auto& [d, ex] : executors_) n += ex->size();
+  return n;
+}
+
+int64_t Execution::queue_position(const std::string& model, const std::string& job_id) const {
+  const LoadedModel* lm = find_model(model);
+  return lm == nullptr ? -1 : lm->executor->position(job_id);
+}
+
+bool Execution::cancel(JobRecord& job) {
+  {
+    // Running: the interleaver stops at the next hook point and the
+    // executor records CANCELLED. Only the executor writes a running job.
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = running_.find(job.id);
+    if (it != running_.end()) {
+      it->second->store(true);
+      return true;
+    }
+  }
+  const LoadedModel* lm = find_model(job.model);
+  if (lm != nullptr && lm->executor->remove(job.id)) {
+    (void)take_decoded(job.id);
+    job.cancel_requested = true;
+    delivery_.finish(job, JobState::kCancelled, StatusCode::kCancelled, "cancelled while queued");  // it never runs
+    return false;
+  }
+  // Taken off the queue but not started yet: run_job sees this before it runs.
+  std::lock_guard<std::mutex> lock(mu_);
+  cancel_pending_.insert(job.id);
+  return false;
+}
+
+std::shared_ptr<const transport::JobRequest> Execution::take_decoded(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = decoded_.find(id);
+  if (it == decoded_.end()) return nullptr;
+  auto req = std::move(it->second);
+  decoded_.erase(it);
+  return req;
+}
+
+Status Execution::stream_reply(const std::string& job_id, std::string_view frame, bool binary) {
+  LOOM_ASSIGN_OR_RETURN(transport::StreamReply reply,
+                        transport::decode_stream_reply(frame, binary, options_.max_ws_frame_bytes));
+  return streams_.reply(job_id, std::move(reply));
+}
+
+Result<std::vector<runtime::NamedTensor>> Execution::ask_client(const std::string& job_id, uint64_t stream_id,
+                                                                const std::string& callback,
+                                                                const std::vector<runtime::NamedTensor>& value,
+                                                                std::chrono::milliseconds timeout,
+                                                                const std::atomic<bool>* cancel) {
+  const std::string who = "stream callback \"" + callback + "\"";
+  transport::StreamRequest req;
+  req.job_id = job_id;
+  req.stream_id = stream_id;
+  req.callback = callback;
+  req.deadline_ms = static_cast<uint64_t>(timeout.count());
+  req.max_reply_bytes = options_.max_stream_bytes;
+  LOOM_ASSIGN_OR_RETURN(req.tensors, runtime::encode_safetensors(value));
+  if (req.tensors.size() > options_.max_stream_bytes) {
+    return resource_exhausted(who + ": the value is " + std::to_string(req.tensors.size()) +
+                              " bytes, over the server's stream limit of " + std::to_string(options_.max_stream_bytes));
+  }
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  streams_.post(job_id, stream_id, transport::encode_stream_request(req));
+  if (auto frame = streams_.pending_frame(job_id)) delivery_.emit_live(job_id, *frame);
+  transport::StreamReply reply;
+  switch (streams_.wait(job_id, stream_id, deadline, cancel, &reply)) {
+    case StreamBroker::Outcome::kDeadline:
+      return Status(StatusCode::kDeadlineExceeded,
+                    who + " got no reply within " + std::to_string(timeout.count()) +
+                        " ms (no client answered or reattached in time; a run sets this with its stream timeout)");
+    case StreamBroker::Outcome::kCancelled:
+      return Status(StatusCode::kCancelled, "cancelled while waiting for " + who);
+    case StreamBroker::Outcome::kReply: break;
+  }
+  if (!reply.error.empty()) return invalid_argument(who + " failed on the client: " + reply.error);
+  if (reply.tensors.size() > options_.max_stream_bytes) {
+    return resource_exhausted(who + ": the reply is " + std::to_string(reply.tensors.size()) +
+                              " bytes, over the server's stream limit of " + std::to_string(options_.max_stream_bytes));
+  }
+  runtime::SafetensorsLimits limits;
+  limits.max_total_bytes = options_.max_stream_bytes;
+  limits.max_header_bytes = std::min<uint64_t>(limits.max_header_bytes, options_.max_stream_bytes);
+  auto file = runtime::read_safetensors_buffer(reply.tensors, limits);
+  if (!file.ok()) return invalid_argument(who + ": the reply is not a valid tensor set: " + file.status().message());
+  return std::move(file->tensors);
+}
+
+void Execution::run_job(const std::string& id) {
+  std::shared_ptr<const transport::JobRequest> req = take_decoded(id);  // whatever happens next
+  auto cancel = std::make_shared<std::atomic<bool>>(false);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    running_[id] = cancel;
+    if (cancel_pending_.erase(id)) cancel->store(true);
+  }
+  struct Unregister {
+    Execution* s;
+    std::string id;
+    ~Unregister() {
+      std::lock_guard<std::mutex> lock(s->mu_);
+      s->running_.erase(id);
+    }
+  } unregister{this, id};
+  auto rec = store_.get(id);
+  if (!rec.ok()) return;
+  JobRecord job = std::move(rec).value();
+  if (is_terminal(job.state)) return;
+  if (cancel->load()) {
+    job.cancel_requested = true;
+    delivery_.finish(job, JobState::kCancelled, StatusCode::kCancelled, "cancelled before it ran");
+    return;
+  }
+  delivery_.transition(job, JobState::kDispatched);
+  delivery_.transition(job, JobState::kRunning);
+  if (!req) {  // submitted before a restart, or too large to keep: from the store
+    auto body = blobs_.get(BlobKind::kRequest, id);
+    auto decoded = body.ok() ? transport::decode_request(*body, options_.request_limits)
+                             : Result<transport::JobRequest>(body.status());
+    if (!decoded.ok()) {
+      return delivery_.finish(job, JobState::kError, decoded.status().code(), decoded.status().message());
+    }
+    req = std::make_shared<const transport::JobRequest>(std::move(decoded).value());
+  }
+  run_loaded(job, *req, cancel.get());
+}
+
+void Execution::run_loaded(JobRecord& job, const transport::JobRequest& req, const std::atomic<bool>* cancel) {
+  const std::string& id = job.id;
+  auto fail = [&](const Status& s) {
+    delivery_.finish(job, s.code() == StatusCode::kCancelled ? JobState::kCancelled : JobState::kError, s.code(),
+                     s.message());
+  };
+  const LoadedModel* lm = find_model(req.model_key);
+  if (lm == nullptr) return fail(not_found("model \"" + req.model_key + "\" is gone"));
+
+  std::vector<std::vector<c10::IValue>> inputs;
+  for (const auto& invoke : req.invokes) {
+    std::vector<c10::IValue> in;
+    for (const auto& td : invoke) {
+      auto t = runtime::to_tensor(td);
+      if (!t.ok()) return fail(t.status());
+      in.emplace_back(std::move(t).value());
+    }
+    inputs.push_back(std::move(in));
+  }
+  runtime::ExecOptions eo;
+  eo.limits = options_.run_limits;
+  if (req.wall_time_ms > 0) {
+    eo.limits.max_wall_time = std::min(eo.limits.max_wall_time, std::chrono::milliseconds(req.wall_time_ms));
+  }
+  eo.cancel = cancel;
+  eo.on_log = [&](const std::string& text, const c10::IValue& v) {
+    (void)delivery_.emit(id, {{"type", event_type_name(EventType::kLog)}, {"text", text},
+                              {"value", runtime::log_summary(v)}});
+  };
+  uint64_t stream_id = 0;
+  std::chrono::milliseconds stream_timeout(req.stream_timeout_ms == 0 ? 60000 : req.stream_timeout_ms);
+  stream_timeout = std::min(stream_timeout, options_.max_stream_timeout);
+  eo.on_stream = [&](const std::string& callback, const std::vector<runtime::NamedTensor>& value) {
+    return ask_client(id, ++stream_id, callback, value, stream_timeout, cancel);
+  };
+  auto out = runtime::execute(*lm->model, req.graph, inputs, eo);
+  streams_.close(id);
+  if (!out.ok()) return fail(out.status());
+
+  std::map<std::string, std::string> meta = {
+      {"job_id", id}, {"model", req.model_key}, {"graph_sha256", graph::graph_checksum(req.graph)}};
+  auto encoded = runtime::encode_safetensors(out->saved, meta);
+  if (!encoded.ok()) return fail(encoded.status());
+  // Level 1: results are mostly float noise, which higher levels barely shrink more.
+  std::string compressed = transport::zstd_compress(*encoded, 1);
+  Status put = blobs_.put(BlobKind::kResult, id, compressed);
+  if (!put.ok()) return fail(put);
+  job.result_size = compressed.size();
+  job.result_sha256 = sha256_hex(compressed);
+  std::shared_ptr<const std::string> inline_result;
+  if (compressed.size() <= options_.inline_max) inline_result = std::make_shared<const std::string>(std::move(compressed));
+  Status s = delivery_.complete(job, /*deduplicated=*/false, std::move(inline_result));
+  if (!s.ok()) fail(s);
+}
+
+json Execution::models_json() const {
+  json arr = json::array();
+  for (const auto& [k, m] : models_) arr.push_back({{"key", k}, {"kind", m.model->kind()}, {"device", m.spec.device}});
+  return json{{"models", arr}};
+}
+
+Result<json> Execution::model_json(const std::string& key) const {
+  const LoadedModel* lm = find_model(key);
+  if (lm == nullptr) return not_found("unknown model \"" + key + "\" (this server has: " + model_keys() + ")");
+  return json{{"key", key}, {"kind", lm->model->kind()}, {"device", lm->spec.device},
+              {"modules", lm->model->module_paths()}};
+}
+
+}  // namespace loom::server

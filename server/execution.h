@@ -1,0 +1,113 @@
+// Execution: the run loop. Loads the models, keeps one Executor (thread and
+// bounded queue) per device, runs each job's graph against its model, asks
+// clients for STREAM replies while a job waits mid-forward, and stops
+// running jobs that are cancelled at their next hook point. At start it
+// recovers what a previous process left unfinished.
+//
+// Only the executor writes a running job's record; state changes go
+// through Delivery (stored, then announced).
+// Thread safety: every public method may be called from any thread; jobs
+// run on the executors' threads.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "server/delivery.h"
+#include "server/executor.h"
+#include "server/job_blobs.h"
+#include "server/job_store.h"
+#include "server/models_config.h"
+#include "server/server_options.h"
+#include "server/stream_broker.h"
+#include "transport/request.h"
+
+namespace loom::runtime {
+class Model;
+struct NamedTensor;
+}  // namespace loom::runtime
+
+namespace loom::server {
+
+class Execution {
+ public:
+  Execution(const ServerOptions& options, JobStore& store, JobBlobs& blobs, Delivery& delivery);
+  ~Execution();
+
+  // Loads the models, requeues (or fails) jobs left by a previous process,
+  // starts the executors.
+  Status start(const std::vector<ModelSpec>& models);
+  // Finishes the jobs in hand and stops the executors (queued jobs stay QUEUED).
+  void stop();
+
+  // Admission's view of a model: whether it is served, and its checks.
+  struct ModelView {
+    const runtime::Model* model = nullptr;
+    std::string device;
+  };
+  std::optional<ModelView> find(const std::string& key) const;
+  std::string model_keys() const;  // "a, b" for messages
+  // Jobs waiting for `key`'s executor; try_enqueue is false when it is full.
+  size_t queued_for(const std::string& key) const;
+  bool try_enqueue(const std::string& key, const std::string& job_id,
+                   std::shared_ptr<const transport::JobRequest> decoded);
+  size_t queue_depth() const;
+  // 0-based place in its model's queue; -1 when not queued.
+  int64_t queue_position(const std::string& model, const std::string& job_id) const;
+
+  // Cancels: a running job stops at its next hook point (true: it was
+  // running, and it records CANCELLED itself); a queued one is taken off the
+  // queue and recorded CANCELLED here.
+  bool cancel(JobRecord& job);
+
+  // Hybrid execution: a STREAM_REPLY frame from a client following `job_id`.
+  Status stream_reply(const std::string& job_id, std::string_view frame, bool binary);
+  std::optional<std::string> pending_stream(const std::string& job_id) { return streams_.pending_frame(job_id); }
+
+  nlohmann::json models_json() const;
+  Result<nlohmann::json> model_json(const std::string& key) const;
+
+ private:
+  struct LoadedModel {
+    ModelSpec spec;
+    std::unique_ptr<runtime::Model> model;
+    Executor* executor;
+  };
+  const LoadedModel* find_model(const std::string& key) const;
+  void run_job(const std::string& id);
+  void run_loaded(JobRecord& job, const transport::JobRequest& req, const std::atomic<bool>* cancel);
+  // The request decoded at submit, if this process kept it (removes it).
+  std::shared_ptr<const transport::JobRequest> take_decoded(const std::string& id);
+  // Sends a stream node's value to the client and waits for its reply.
+  Result<std::vector<runtime::NamedTensor>> ask_client(const std::string& job_id, uint64_t stream_id,
+                                                       const std::string& callback,
+                                                       const std::vector<runtime::NamedTensor>& value,
+                                                       std::chrono::milliseconds timeout,
+                                                       const std::atomic<bool>* cancel);
+
+  const ServerOptions& options_;
+  JobStore& store_;
+  JobBlobs& blobs_;
+  Delivery& delivery_;
+  StreamBroker streams_;
+  std::map<std::string, LoadedModel> models_;
+  std::map<std::string, std::unique_ptr<Executor>> executors_;  // by device
+
+  std::mutex mu_;  // guards running_, cancel_pending_, decoded_
+  std::map<std::string, std::shared_ptr<std::atomic<bool>>> running_;  // cancel flags of running jobs
+  std::set<std::string> cancel_pending_;  // cancelled between queue and start
+  // Small requests decoded at submit, handed to the executor so it need not
+  // read and decode them again (the store keeps them for restarts).
+  std::map<std::string, std::shared_ptr<const transport::JobRequest>> decoded_;
+};
+
+}  // namespace loom::server

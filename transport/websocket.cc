@@ -1,0 +1,350 @@
+#include "transport/websocket.h"
+
+#include <boost/asio/post.hpp>
+#include <websocketpp/client.hpp>
+#include <websocketpp/config/asio_no_tls.hpp>
+#include <websocketpp/config/asio_no_tls_client.hpp>
+#include <websocketpp/server.hpp>
+
+#include <iostream>
+#include <map>
+#include <thread>
+
+#include "transport/wire.h"
+
+namespace loom::transport {
+
+namespace {
+using Hdl = websocketpp::connection_hdl;
+using WsServer = websocketpp::server<websocketpp::config::asio>;
+using WsClient = websocketpp::client<websocketpp::config::asio_client>;
+
+websocketpp::frame::opcode::value opcode(bool binary) {
+  return binary ? websocketpp::frame::opcode::binary : websocketpp::frame::opcode::text;
+}
+}  // namespace
+
+// ---------------------------------------------------------------- server
+
+struct WebSocketServer::Impl : std::enable_shared_from_this<WebSocketServer::Impl> {
+  Impl(boost::asio::io_context& io_, Handlers h) : io(io_), handlers(std::move(h)) {}
+
+  boost::asio::io_context& io;
+  Handlers handlers;
+  WsServer server;
+  ConnectionId next_id = 1;
+  std::map<Hdl, ConnectionId, std::owner_less<Hdl>> ids;
+  std::map<ConnectionId, Hdl> hdls;
+
+  void init(uint64_t max_message_bytes) {
+    server.clear_access_channels(websocketpp::log::alevel::all);
+    server.clear_error_channels(websocketpp::log::elevel::all);
+    server.init_asio(&io);
+    server.set_reuse_addr(true);
+    server.set_max_message_size(static_cast<size_t>(max_message_bytes));
+    std::weak_ptr<Impl> weak = shared_from_this();
+    server.set_validate_handler([weak](Hdl h) {
+      auto self = weak.lock();
+      return self && self->validate(h);
+    });
+    server.set_open_handler([weak](Hdl h) {
+      if (auto self = weak.lock()) self->guarded(h, "opening", [&](ConnectionId id) {
+        if (self->handlers.on_open) self->handlers.on_open(id);
+      });
+    });
+    server.set_close_handler([weak](Hdl h) {
+      if (auto self = weak.lock()) self->forget(h);
+    });
+    server.set_fail_handler([weak](Hdl h) {
+      if (auto self = weak.lock()) self->forget(h);
+    });
+    server.set_message_handler([weak](Hdl h, WsServer::message_ptr msg) {
+      if (auto self = weak.lock()) self->guarded(h, "handling a frame", [&](ConnectionId id) {
+        if (self->handlers.on_message) {
+          self->handlers.on_message(id, msg->get_payload(), msg->get_opcode() == websocketpp::frame::opcode::binary);
+        }
+      });
+    });
+  }
+
+  // Runs `fn` for the connection behind `h`; what it throws closes the
+  // socket with 1011 instead of reaching websocketpp.
+  template <class Fn>
+  void guarded(Hdl h, const char* what, Fn&& fn) {
+    auto it = ids.find(h);
+    if (it == ids.end()) return;
+    try {
+      fn(it->second);
+    } catch (const std::exception& e) {
+      std::cerr << "loom: WebSocket connection " << it->second << ": " << what << ": " << e.what() << "\n";
+      websocketpp::lib::error_code ec;
+      server.close(h, websocketpp::close::status::internal_endpoint_error, "internal error", ec);
+    }
+  }
+
+  bool validate(Hdl h) {
+    WsServer::connection_ptr con;
+    try {
+      con = server.get_con_from_hdl(h);
+    } catch (const std::exception&) {
+      return false;
+    }
+    const ConnectionId id = next_id++;
+    ids[h] = id;
+    hdls[id] = h;
+    std::optional<Refusal> refusal;
+    try {
+      Handshake hs;
+      hs.resource = con->get_resource();
+      hs.header = [con](const std::string& name) { return con->get_request_header(name); };
+      if (handlers.validate) refusal = handlers.validate(id, hs);
+    } catch (const std::exception& e) {
+      refusal = Refusal{500, error_body_text(internal_error(std::string("checking the handshake: ") + e.what()))};
+    }
+    if (!refusal) return true;
+    con->set_status(static_cast<websocketpp::http::status_code::value>(refusal->http_status));
+    con->set_body(refusal->body);
+    con->replace_header("Content-Type", "application/json");
+    return false;
+  }
+
+  void forget(Hdl h) {
+    auto it = ids.find(h);
+    if (it == ids.end()) return;
+    const ConnectionId id = it->second;
+    ids.erase(it);
+    hdls.erase(id);
+    try {
+      if (handlers.on_close) handlers.on_close(id);
+    } catch (const std::exception& e) {
+      std::cerr << "loom: WebSocket connection " << id << ": closing: " << e.what() << "\n";
+    }
+  }
+};
+
+WebSocketServer::WebSocketServer(boost::asio::io_context& io, Handlers handlers, uint64_t max_message_bytes)
+    : impl_(std::make_shared<Impl>(io, std::move(handlers))) {
+  impl_->init(max_message_bytes);
+}
+
+WebSocketServer::~WebSocketServer() { stop_listening(); }
+
+Status WebSocketServer::listen(const std::string& host, uint16_t port) {
+  boost::system::error_code bec;
+  auto addr = boost::asio::ip::make_address(host, bec);
+  if (bec) return invalid_argument("bad listen address \"" + host + "\"");
+  websocketpp::lib::error_code ec;
+  impl_->server.listen(boost::asio::ip::tcp::endpoint(addr, port), ec);
+  if (ec) return Status(StatusCode::kUnavailable, "WebSocket listener: " + ec.message());
+  impl_->server.start_accept(ec);
+  if (ec) return Status(StatusCode::kUnavailable, "WebSocket accept: " + ec.message());
+  return Status();
+}
+
+uint16_t WebSocketServer::port() const {
+  boost::system::error_code ec;
+  return impl_->server.get_local_endpoint(ec).port();
+}
+
+void WebSocketServer::stop_listening() {
+  websocketpp::lib::error_code ec;
+  if (impl_->server.is_listening()) impl_->server.stop_listening(ec);
+}
+
+void WebSocketServer::send(ConnectionId id, std::string_view payload, bool binary) {
+  auto it = impl_->hdls.find(id);
+  if (it == impl_->hdls.end()) return;
+  websocketpp::lib::error_code ec;
+  impl_->server.send(it->second, payload.data(), payload.size(), opcode(binary), ec);
+}
+
+void WebSocketServer::close(ConnectionId id, CloseCode code, const std::string& reason) {
+  auto it = impl_->hdls.find(id);
+  if (it == impl_->hdls.end()) return;
+  websocketpp::lib::error_code ec;
+  impl_->server.close(it->second, static_cast<websocketpp::close::status::value>(code), reason, ec);
+}
+
+std::vector<WebSocketServer::ConnectionId> WebSocketServer::connections() const {
+  std::vector<ConnectionId> out;
+  for (const auto& [id, h] : impl_->hdls) out.push_back(id);
+  return out;
+}
+
+// ---------------------------------------------------------------- client
+
+struct WebSocketClient::Impl {
+  explicit Impl(Options o) : options(o) {}
+
+  Options options;
+  WsClient ws;
+  WsClient::connection_ptr connection;
+  WsClient::timer_ptr timer;
+  uint64_t generation = 0;  // handlers of a replaced connection stay quiet
+  std::thread thread;
+  bool started = false;
+
+  // Runs a caller's handler of connection `gen`; what it throws goes to
+  // on_error and ends the connection.
+  template <class Fn>
+  void guarded(uint64_t gen, const Handlers& h, Fn&& fn) {
+    if (gen != generation) return;
+    try {
+      fn();
+    } catch (const std::exception& e) {
+      try {
+        if (h.on_error) h.on_error(e.what());
+      } catch (const std::exception&) {
+      }
+      drop();
+    }
+  }
+
+  void drop() {
+    if (!connection) return;
+    websocketpp::lib::error_code ec;
+    if (connection->get_state() == websocketpp::session::state::open) {
+      connection->close(websocketpp::close::status::going_away, "client done", ec);
+    } else {
+      connection->terminate(ec);
+    }
+  }
+};
+
+WebSocketClient::WebSocketClient(Options options) : impl_(std::make_unique<Impl>(options)) {}
+
+WebSocketClient::~WebSocketClient() { stop(); }
+
+Status WebSocketClient::start() {
+  Impl& s = *impl_;
+  if (s.started) return Status();
+  s.ws.clear_access_channels(websocketpp::log::alevel::all);
+  s.ws.clear_error_channels(websocketpp::log::elevel::all);
+  websocketpp::lib::error_code ec;
+  s.ws.init_asio(ec);
+  if (ec) return internal_error("initializing the WebSocket client: " + ec.message());
+  s.ws.set_open_handshake_timeout(static_cast<long>(s.options.handshake_timeout.count()));
+  s.ws.set_close_handshake_timeout(static_cast<long>(s.options.close_timeout.count()));
+  s.ws.set_max_message_size(static_cast<size_t>(s.options.max_message_bytes));
+  s.ws.start_perpetual();
+  s.started = true;
+  s.thread = std::thread([&s] {
+    // Every handler is guarded; this catch is for websocketpp itself.
+    for (;;) {
+      try {
+        s.ws.run();
+        return;
+      } catch (const std::exception& e) {
+        std::cerr << "loom: WebSocket client loop: " << e.what() << "\n";
+      }
+    }
+  });
+  return Status();
+}
+
+void WebSocketClient::post(std::function<void()> work) {
+  Impl& s = *impl_;
+  if (!s.started) return;
+  boost::asio::post(s.ws.get_io_service(), [work = std::move(work)] {
+    try {
+      work();
+    } catch (const std::exception& e) {
+      std::cerr << "loom: WebSocket client task: " << e.what() << "\n";
+    }
+  });
+}
+
+void WebSocketClient::stop() {
+  Impl& s = *impl_;
+  if (!s.started) return;
+  s.started = false;
+  boost::asio::post(s.ws.get_io_service(), [&s] {
+    ++s.generation;
+    if (s.timer) s.timer->cancel();
+    s.drop();
+    s.ws.stop_perpetual();
+  });
+  if (s.thread.joinable()) s.thread.join();
+}
+
+Status WebSocketClient::connect(const std::string& uri, const std::vector<std::pair<std::string, std::string>>& headers,
+                                Handlers handlers) {
+  Impl& s = *impl_;
+  websocketpp::lib::error_code ec;
+  WsClient::connection_ptr con = s.ws.get_connection(uri, ec);
+  if (ec) return invalid_argument("bad WebSocket address " + uri + ": " + ec.message());
+  for (const auto& [k, v] : headers) con->append_header(k, v);
+  const uint64_t gen = ++s.generation;
+  auto h = std::make_shared<Handlers>(std::move(handlers));
+  std::weak_ptr<WsClient::connection_type> weak = con;
+  con->set_open_handler([&s, gen, h](Hdl) {
+    s.guarded(gen, *h, [&] {
+      if (h->on_open) h->on_open();
+    });
+  });
+  con->set_message_handler([&s, gen, h](Hdl, WsClient::message_ptr msg) {
+    s.guarded(gen, *h, [&] {
+      if (h->on_message) h->on_message(msg->get_payload(), msg->get_opcode() == websocketpp::frame::opcode::binary);
+    });
+  });
+  con->set_fail_handler([&s, gen, h, weak](Hdl) {
+    s.guarded(gen, *h, [&] {
+      int status = 0;
+      std::string reason = "connection failed";
+      if (auto c = weak.lock()) {
+        status = static_cast<int>(c->get_response_code());
+        reason = c->get_ec().message();
+      }
+      if (h->on_fail) h->on_fail(status, reason);
+    });
+  });
+  con->set_close_handler([&s, gen, h, weak](Hdl) {
+    s.guarded(gen, *h, [&] {
+      auto c = weak.lock();
+      if (h->on_close) h->on_close(c ? static_cast<int>(c->get_remote_close_code()) : 0);
+    });
+  });
+  s.drop();
+  s.connection = con;
+  s.ws.connect(con);
+  return Status();
+}
+
+bool WebSocketClient::is_open() const {
+  return impl_->connection && impl_->connection->get_state() == websocketpp::session::state::open;
+}
+
+bool WebSocketClient::send(std::string_view payload, bool binary) {
+  if (!is_open()) return false;
+  return !impl_->connection->send(payload.data(), payload.size(), opcode(binary));
+}
+
+void WebSocketClient::close(CloseCode code, const std::string& reason) {
+  Impl& s = *impl_;
+  if (!s.connection) return;
+  websocketpp::lib::error_code ec;
+  if (s.connection->get_state() == websocketpp::session::state::open) {
+    s.connection->close(static_cast<websocketpp::close::status::value>(code), reason, ec);
+  } else {
+    s.connection->terminate(ec);
+  }
+}
+
+void WebSocketClient::set_timer(std::chrono::milliseconds delay, std::function<void()> work) {
+  Impl& s = *impl_;
+  if (s.timer) s.timer->cancel();
+  s.timer = s.ws.set_timer(static_cast<long>(delay.count()), [work = std::move(work)](const websocketpp::lib::error_code& ec) {
+    if (ec) return;
+    try {
+      work();
+    } catch (const std::exception& e) {
+      std::cerr << "loom: WebSocket client timer: " << e.what() << "\n";
+    }
+  });
+}
+
+void WebSocketClient::cancel_timer() {
+  if (impl_->timer) impl_->timer->cancel();
+}
+
+}  // namespace loom::transport
