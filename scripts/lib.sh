@@ -67,12 +67,14 @@ stop_server() {
   fi
 }
 
-# The remote examples, against the server start_server started.
+# The remote examples, against the server start_server started, compared
+# with local runs on the same CHECKPOINT.
 run_remote_examples() {
+  local checkpoint="$1"
   echo "-- example-remote-trace (remote blocking, remote non-blocking, local)"
-  LOOM_MODEL=gpt2-tiny "$BUILD/bin/example-remote-trace"
+  LOOM_MODEL=gpt2-tiny LOOM_MODEL_PATH="$checkpoint" "$BUILD/bin/example-remote-trace"
   echo "-- example-hybrid-stream (the server streams attention to a local callback; remote == local)"
-  LOOM_MODEL=gpt2-tiny "$BUILD/bin/example-hybrid-stream"
+  LOOM_MODEL=gpt2-tiny LOOM_MODEL_PATH="$checkpoint" "$BUILD/bin/example-hybrid-stream"
 }
 
 # Installs loom into a temporary prefix, then configures, builds and runs
