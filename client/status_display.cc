@@ -8,6 +8,8 @@
 #include <cstring>
 #include <iostream>
 
+#include "transport/wire.h"
+
 namespace loom::client {
 
 namespace {
@@ -20,14 +22,9 @@ constexpr int kBarWidth = 24;
 // download_progress() per chunk, thousands of times a second.
 constexpr int kBarRedrawMs = 100;
 
-const char* const kLifecycle[] = {"RECEIVED", "QUEUED", "DISPATCHED", "RUNNING", "COMPLETED", "ERROR", "CANCELLED"};
-
-int lifecycle_index(const std::string& state) {
-  for (int i = 0; i < 7; ++i) {
-    if (state == kLifecycle[i]) return i;
-  }
-  return 7;
-}
+// A state's place in the lifecycle (transport/wire.h's order); unknown
+// states (a newer server's) sort last.
+int lifecycle_index(const std::string& state) { return static_cast<int>(transport::parse_job_state(state)); }
 
 std::string lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -238,10 +235,11 @@ void StatusDisplay::finish(const std::string& final_state, const std::string& de
   for (const auto& p : finished_) total += p.second;
   clear_live();
   if (tty_ && verbose_ && last_ms >= 0) *out_ << "✓ " << last_label << " " << format_duration_ms(last_ms) << "\n";
-  if (tty_) *out_ << (final_state == "COMPLETED" ? "✓ " : "✗ ");
+  const bool completed = transport::parse_job_state(final_state) == transport::JobState::kCompleted;
+  if (tty_) *out_ << (completed ? "✓ " : "✗ ");
   else *out_ << "loom: ";
   if (!job_.empty() && !(tty_ && verbose_)) *out_ << "job " << job_ << " ";
-  *out_ << final_state << (final_state == "COMPLETED" ? " in " : " after ") << format_duration_ms(total);
+  *out_ << final_state << (completed ? " in " : " after ") << format_duration_ms(total);
   std::string h = history(false);
   if (!h.empty() && !(tty_ && verbose_)) *out_ << " (" << h << ")";
   if (!detail.empty()) *out_ << ": " << detail;

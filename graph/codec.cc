@@ -28,8 +28,28 @@ void point_to_capnp(const Point& p, schema::Point::Builder b) {
   b.setInvoke(p.invoke);
 }
 
-Result<Point> point_from_capnp(schema::Point::Reader r) {
+// The limits a graph is read under: every count and size on the reader is
+// checked against them before anything of that size is built, so a small
+// hostile message cannot make the decoder allocate far more than it is.
+struct ReadBudget {
+  const GraphLimits& limits;
+  uint64_t inline_bytes = 0;
+
+  Status text(const capnp::Text::Reader& t, const char* what) const {
+    if (t.size() <= limits.max_text_bytes) return Status();
+    return resource_exhausted(std::string(what) + " is " + std::to_string(t.size()) + " bytes, over the limit of " +
+                              std::to_string(limits.max_text_bytes));
+  }
+  Status list(size_t n) const {
+    if (n <= limits.max_list_length) return Status();
+    return resource_exhausted("a list argument has " + std::to_string(n) + " elements, over the limit of " +
+                              std::to_string(limits.max_list_length));
+  }
+};
+
+Result<Point> point_from_capnp(schema::Point::Reader r, const ReadBudget& budget) {
   Point p;
+  LOOM_RETURN_IF_ERROR(budget.text(r.getModule(), "module path"));
   p.module = r.getModule().cStr();
   switch (r.getIo()) {
     case schema::Io::OUTPUT: p.io = Io::kOutput; break;
@@ -69,7 +89,7 @@ void arg_to_capnp(const Arg& a, schema::Arg::Builder b) {
   }
 }
 
-Result<Arg> arg_from_capnp(schema::Arg::Reader r) {
+Result<Arg> arg_from_capnp(schema::Arg::Reader r, const ReadBudget& budget) {
   switch (r.which()) {
     case schema::Arg::NONE: return Arg::none();
     case schema::Arg::NODE: return Arg::of_node(r.getNode());
@@ -77,12 +97,16 @@ Result<Arg> arg_from_capnp(schema::Arg::Reader r) {
     case schema::Arg::FLOAT: return Arg::of_float(r.getFloat());
     case schema::Arg::BOOL: return Arg::of_bool(r.getBool());
     case schema::Arg::INTS: {
+      LOOM_RETURN_IF_ERROR(budget.list(r.getInts().size()));
       std::vector<int64_t> v;
+      v.reserve(r.getInts().size());
       for (auto x : r.getInts()) v.push_back(x);
       return Arg::of_ints(std::move(v));
     }
     case schema::Arg::FLOATS: {
+      LOOM_RETURN_IF_ERROR(budget.list(r.getFloats().size()));
       std::vector<double> v;
+      v.reserve(r.getFloats().size());
       for (auto x : r.getFloats()) v.push_back(x);
       return Arg::of_floats(std::move(v));
     }
@@ -90,9 +114,13 @@ Result<Arg> arg_from_capnp(schema::Arg::Reader r) {
       LOOM_ASSIGN_OR_RETURN(DType d, from_wire(r.getDtype()));
       return Arg::of_dtype(d);
     }
-    case schema::Arg::STR: return Arg::of_str(r.getStr().cStr());
+    case schema::Arg::STR:
+      LOOM_RETURN_IF_ERROR(budget.text(r.getStr(), "a string argument"));
+      return Arg::of_str(r.getStr().cStr());
     case schema::Arg::NODES: {
+      LOOM_RETURN_IF_ERROR(budget.list(r.getNodes().size()));
       std::vector<uint32_t> v;
+      v.reserve(r.getNodes().size());
       for (auto x : r.getNodes()) v.push_back(x);
       return Arg::of_nodes(std::move(v));
     }
@@ -151,25 +179,33 @@ void node_to_capnp(const Node& n, schema::Node::Builder b) {
   }
 }
 
-Result<Node> node_from_capnp(schema::Node::Reader r) {
+Result<Node> node_from_capnp(schema::Node::Reader r, ReadBudget& budget) {
   Node n;
+  const GraphLimits& limits = budget.limits;
   switch (r.which()) {
     case schema::Node::READ: {
       n.kind = NodeKind::kRead;
-      LOOM_ASSIGN_OR_RETURN(n.point, point_from_capnp(r.getRead()));
+      LOOM_ASSIGN_OR_RETURN(n.point, point_from_capnp(r.getRead(), budget));
       return n;
     }
     case schema::Node::SET: {
       n.kind = NodeKind::kSet;
-      LOOM_ASSIGN_OR_RETURN(n.point, point_from_capnp(r.getSet().getPoint()));
+      LOOM_ASSIGN_OR_RETURN(n.point, point_from_capnp(r.getSet().getPoint(), budget));
       n.input = r.getSet().getValue();
       return n;
     }
     case schema::Node::OP: {
       n.kind = NodeKind::kOp;
+      LOOM_RETURN_IF_ERROR(budget.text(r.getOp().getSchema(), "the op name"));
       n.op = r.getOp().getSchema().cStr();
-      for (auto a : r.getOp().getArgs()) {
-        LOOM_ASSIGN_OR_RETURN(Arg arg, arg_from_capnp(a));
+      const auto args = r.getOp().getArgs();
+      if (args.size() > limits.max_args) {
+        return resource_exhausted("has " + std::to_string(args.size()) + " arguments, over the limit of " +
+                                  std::to_string(limits.max_args));
+      }
+      n.args.reserve(args.size());
+      for (auto a : args) {
+        LOOM_ASSIGN_OR_RETURN(Arg arg, arg_from_capnp(a, budget));
         n.args.push_back(std::move(arg));
       }
       return n;
@@ -178,29 +214,43 @@ Result<Node> node_from_capnp(schema::Node::Reader r) {
       n.kind = NodeKind::kConstant;
       auto t = r.getConstant();
       LOOM_ASSIGN_OR_RETURN(n.tensor.dtype, from_wire(t.getDtype()));
+      if (t.getShape().size() > limits.max_rank) {
+        return resource_exhausted("constant has rank " + std::to_string(t.getShape().size()) +
+                                  ", over the limit of " + std::to_string(limits.max_rank));
+      }
       for (auto d : t.getShape()) n.tensor.shape.push_back(d);
       auto bytes = t.getBytes();
+      budget.inline_bytes += bytes.size();
+      if (budget.inline_bytes > limits.max_inline_constant_bytes) {
+        return resource_exhausted("inline constants total " + std::to_string(budget.inline_bytes) +
+                                  " bytes, over the limit of " + std::to_string(limits.max_inline_constant_bytes) +
+                                  " (upload large tensors once and refer to them by SHA-256)");
+      }
       n.tensor.bytes.assign(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
       return n;
     }
     case schema::Node::CONSTANT_REF:
       n.kind = NodeKind::kConstant;
+      LOOM_RETURN_IF_ERROR(budget.text(r.getConstantRef(), "a constant reference"));
       n.content_sha256 = r.getConstantRef().cStr();
       return n;
     case schema::Node::SAVE:
       n.kind = NodeKind::kSave;
       n.input = r.getSave().getValue();
+      LOOM_RETURN_IF_ERROR(budget.text(r.getSave().getName(), "the save name"));
       n.name = r.getSave().getName().cStr();
       return n;
     case schema::Node::STREAM:
       n.kind = NodeKind::kStream;
       n.input = r.getStream().getValue();
+      LOOM_RETURN_IF_ERROR(budget.text(r.getStream().getCallback(), "the callback name"));
       n.name = r.getStream().getCallback().cStr();
       n.any_shape = r.getStream().getAnyShape();
       return n;
     case schema::Node::LOG:
       n.kind = NodeKind::kLog;
       n.input = r.getLog().getValue();
+      LOOM_RETURN_IF_ERROR(budget.text(r.getLog().getText(), "the log text"));
       n.name = r.getLog().getText().cStr();
       return n;
     case schema::Node::STOP:
@@ -221,9 +271,10 @@ void to_capnp(const Graph& graph, schema::Graph::Builder out) {
   for (size_t i = 0; i < graph.nodes.size(); ++i) node_to_capnp(graph.nodes[i], nodes[i]);
 }
 
-Result<Graph> from_capnp(schema::Graph::Reader in) {
+Result<Graph> from_capnp(schema::Graph::Reader in, const GraphLimits& limits) {
   Graph g;
   Status status;
+  ReadBudget budget{limits};
   // Text fields that are not valid (e.g. not NUL-terminated) throw kj exceptions.
   kj::Maybe<kj::Exception> err = kj::runCatchingExceptions([&]() {
     if (in.getVersion() != 1) {
@@ -232,10 +283,21 @@ Result<Graph> from_capnp(schema::Graph::Reader in) {
       return;
     }
     g.invokes = in.getInvokes();
+    if (g.invokes > limits.max_invokes) {
+      status = resource_exhausted("graph has " + std::to_string(g.invokes) + " invokes, over the limit of " +
+                                  std::to_string(limits.max_invokes));
+      return;
+    }
     auto nodes = in.getNodes();
+    // Checked on the reader: a list of a million empty structs is a few bytes.
+    if (nodes.size() > limits.max_nodes) {
+      status = resource_exhausted("graph has " + std::to_string(nodes.size()) + " nodes, over the limit of " +
+                                  std::to_string(limits.max_nodes));
+      return;
+    }
     g.nodes.reserve(nodes.size());
     for (uint32_t i = 0; i < nodes.size(); ++i) {
-      auto n = node_from_capnp(nodes[i]);
+      auto n = node_from_capnp(nodes[i], budget);
       if (!n.ok()) {
         status = n.status().with_context("node " + std::to_string(i));
         return;

@@ -14,6 +14,7 @@
 #include "graph/graph.capnp.h"
 #include "graph/ir.h"
 #include "graph/status.h"
+#include "graph/validate.h"
 
 namespace loom::graph {
 
@@ -27,7 +28,9 @@ struct DecodeLimits {
 
 // Fills a Cap'n Proto builder (used by transport to embed the graph in a request).
 void to_capnp(const Graph& graph, schema::Graph::Builder out);
-Result<Graph> from_capnp(schema::Graph::Reader in);
+// Every count and size is checked against `limits` on the reader, before
+// anything of that size is built (RESOURCE_EXHAUSTED naming the limit).
+Result<Graph> from_capnp(schema::Graph::Reader in, const GraphLimits& limits = {});
 
 // Unpacked flat-array encoding (segments framed as capnp::messageToFlatArray).
 std::string encode_graph(const Graph& graph);

@@ -65,7 +65,7 @@ Result<std::optional<SubmitAnswer>> Admission::answer_from_cache(JobRecord& job,
 
 Result<SubmitAnswer> Admission::submit(const std::string& owner, std::string_view body, Delivery::Listener listener,
                                        int64_t* retry_after_s) {
-  LOOM_ASSIGN_OR_RETURN(transport::JobRequest req, transport::decode_request(body, options_.request_limits));
+  LOOM_ASSIGN_OR_RETURN(transport::JobRequest req, transport::decode_request(body, options_.decode_limits()));
   auto model = execution_.find(req.model_key);
   if (!model) {
     return not_found("unknown model \"" + req.model_key + "\" (this server has: " + execution_.model_keys() + ")");
@@ -74,6 +74,10 @@ Result<SubmitAnswer> Admission::submit(const std::string& owner, std::string_vie
   if (req.invokes.size() != req.graph.invokes) {
     return invalid_argument("the graph has " + std::to_string(req.graph.invokes) + " invoke(s) but the request carries " +
                             std::to_string(req.invokes.size()) + " input set(s)");
+  }
+  if (!req.callback_url.empty()) {
+    auto target = callbacks_.check(req.callback_url);
+    if (!target.ok()) return target.status();
   }
   if (!req.request_id.empty()) {
     auto prior = store_.find_by_request_id(owner, req.request_id);

@@ -17,6 +17,7 @@
 #include "server/execution.h"
 #include "server/job_blobs.h"
 #include "server/job_store.h"
+#include "server/callback_policy.h"
 #include "server/metrics.h"
 #include "server/server_options.h"
 
@@ -36,7 +37,13 @@ class Admission {
 
   Admission(const ServerOptions& options, JobStore& store, JobBlobs& blobs, Delivery& delivery, Execution& execution,
             Metrics& metrics)
-      : options_(options), store_(store), blobs_(blobs), delivery_(delivery), execution_(execution), metrics_(metrics) {}
+      : options_(options),
+        store_(store),
+        blobs_(blobs),
+        delivery_(delivery),
+        execution_(execution),
+        metrics_(metrics),
+        callbacks_(options.webhook_allow) {}
 
   // The key id a request's API key belongs to (UNAUTHENTICATED otherwise).
   Result<std::string> authenticate(const std::string& api_key);
@@ -59,6 +66,7 @@ class Admission {
   Delivery& delivery_;
   Execution& execution_;
   Metrics& metrics_;
+  const CallbackPolicy callbacks_;
   struct CachedKey {
     std::string key_id;
     std::chrono::steady_clock::time_point checked;

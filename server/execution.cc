@@ -50,14 +50,38 @@ Status Execution::start(const std::vector<ModelSpec>& models) {
       continue;
     }
     if (job.state != JobState::kQueued) {
+      // The poison-job guard: the store's events say how often a restart
+      // found this job running already. A job the process died in twice
+      // may be what kills it; it is failed, not run a third time.
+      const int64_t died_in = recovered_runs(job.id) + 1;
+      if (died_in >= kMaxDeathsPerJob) {
+        delivery_.finish(job, JobState::kError, StatusCode::kInternal,
+                         "the server stopped " + std::to_string(died_in) +
+                             " times while running this job; it is not run again (submit it again to retry)");
+        continue;
+      }
       (void)delivery_.emit(job.id, {{"type", event_type_name(EventType::kLog)},
-                                    {"text", "the server restarted while this job was running; running it again"}});
+                                    {"text", "the server restarted while this job was running; running it again"},
+                                    {"recovered_run", died_in}});
       delivery_.transition(job, JobState::kQueued);
     }
     lm->executor->push_unbounded(job.id);
   }
   for (auto& [device, ex] : executors_) ex->start();
   return Status();
+}
+
+int64_t Execution::recovered_runs(const std::string& job_id) {
+  auto events = store_.events_after(job_id, 0);
+  if (!events.ok()) return 0;
+  int64_t most = 0;
+  for (const JobEvent& ev : *events) {
+    json j = json::parse(ev.json, nullptr, /*allow_exceptions=*/false);
+    if (j.is_object() && j.contains("recovered_run") && j["recovered_run"].is_number_integer()) {
+      most = std::max(most, j["recovered_run"].get<int64_t>());
+    }
+  }
+  return most;
 }
 
 void Execution::stop() {
@@ -193,6 +217,19 @@ Result<std::vector<runtime::NamedTensor>> Execution::ask_client(const std::strin
 }
 
 void Execution::run_job(const std::string& id) {
+  std::optional<JobRecord> job;
+  try {
+    run_job(id, job);
+  } catch (const std::exception& e) {
+    // A job whose execution throws ends in ERROR with what it threw.
+    if (job && !is_terminal(job->state)) {
+      delivery_.finish(*job, JobState::kError, StatusCode::kInternal,
+                       std::string("the job's execution failed: ") + e.what());
+    }
+  }
+}
+
+void Execution::run_job(const std::string& id, std::optional<JobRecord>& held) {
   std::shared_ptr<const transport::JobRequest> req = take_decoded(id);  // whatever happens next
   auto cancel = std::make_shared<std::atomic<bool>>(false);
   {
@@ -210,7 +247,8 @@ void Execution::run_job(const std::string& id) {
   } unregister{this, id};
   auto rec = store_.get(id);
   if (!rec.ok()) return;
-  JobRecord job = std::move(rec).value();
+  held = std::move(rec).value();
+  JobRecord& job = *held;
   if (is_terminal(job.state)) return;
   if (cancel->load()) {
     job.cancel_requested = true;
@@ -221,7 +259,7 @@ void Execution::run_job(const std::string& id) {
   delivery_.transition(job, JobState::kRunning);
   if (!req) {  // submitted before a restart, or too large to keep: from the store
     auto body = blobs_.get(BlobKind::kRequest, id);
-    auto decoded = body.ok() ? transport::decode_request(*body, options_.request_limits)
+    auto decoded = body.ok() ? transport::decode_request(*body, options_.decode_limits())
                              : Result<transport::JobRequest>(body.status());
     if (!decoded.ok()) {
       return delivery_.finish(job, JobState::kError, decoded.status().code(), decoded.status().message());

@@ -82,8 +82,15 @@ class Execution {
     std::unique_ptr<runtime::Model> model;
     Executor* executor;
   };
+  // A restart that finds a job running for the second time fails it.
+  static constexpr int64_t kMaxDeathsPerJob = 2;
+
   const LoadedModel* find_model(const std::string& key) const;
+  // How many restarts found this job running before (its LOG events say).
+  int64_t recovered_runs(const std::string& job_id);
   void run_job(const std::string& id);
+  // `held` is the job's record once read, for the caller's catch.
+  void run_job(const std::string& id, std::optional<JobRecord>& held);
   void run_loaded(JobRecord& job, const transport::JobRequest& req, const std::atomic<bool>* cancel);
   // The request decoded at submit, if this process kept it (removes it).
   std::shared_ptr<const transport::JobRequest> take_decoded(const std::string& id);

@@ -1,6 +1,7 @@
 #include "server/executor.h"
 
 #include <algorithm>
+#include <iostream>
 
 namespace loom::server {
 
@@ -67,7 +68,15 @@ void Executor::loop() {
       id = std::move(queue_.front());
       queue_.pop_front();
     }
-    run_(id);
+    // run_ turns a job's failures into its ERROR state; this catch is the
+    // backstop that keeps the device's thread alive whatever escapes.
+    try {
+      run_(id);
+    } catch (const std::exception& e) {
+      std::cerr << "loom-server: executor " << device_ << ": job " << id << ": " << e.what() << "\n";
+    } catch (...) {
+      std::cerr << "loom-server: executor " << device_ << ": job " << id << ": unknown exception\n";
+    }
   }
 }
 

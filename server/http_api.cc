@@ -49,10 +49,9 @@ void Session::read() {
 void Session::on_read(beast::error_code ec) {
   if (ec == http::error::end_of_stream || ec == beast::error::timeout) return close();
   if (ec == http::error::body_limit) {
-    // 413 rather than the table's 429: the body itself is the cause.
     Status s = resource_exhausted("request body is over the limit of " +
                                   std::to_string(ctx_.service.options().request_limits.max_body_bytes) + " bytes");
-    return send(make_error(s, 11, false, http::status::payload_too_large), true);
+    return send(make_error(s, 11, false), true);
   }
   if (ec) {
     if (ec == asio::error::operation_aborted || ec == asio::error::eof || ec == asio::error::connection_reset) {

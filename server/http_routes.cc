@@ -155,9 +155,10 @@ void Session::submit_job(Call& call) {
   int64_t retry_after_s = -1;
   auto r = ctx_.service.submit(call.owner, call.req.body(), std::move(listener), &retry_after_s);
   if (!r.ok()) {
-    StringResponse res = make_error(r.status(), call.version(), call.keep_alive());
-    // A full queue is worth retrying soon; other limits are not.
-    if (retry_after_s >= 0) res.set(http::field::retry_after, std::to_string(retry_after_s));
+    // A full queue is worth retrying soon (429 + Retry-After); other limits are not (413).
+    if (retry_after_s < 0) return send_error(call, r.status());
+    StringResponse res = make_error(r.status(), call.version(), call.keep_alive(), http::status::too_many_requests);
+    res.set(http::field::retry_after, std::to_string(retry_after_s));
     return send(std::move(res));
   }
   json answer = {{"job_id", r->job_id}, {"state", job_state_name(r->state)}, {"deduplicated", r->deduplicated}};

@@ -156,8 +156,8 @@ json openapi_document(const std::string& server_version) {
        with_common_errors({{"200", {{"description", "ended within wait_ms"}, {"content", json_content(ref("SubmitAnswer"))}}},
                            {"202", {{"description", "accepted"}, {"content", json_content(ref("SubmitAnswer"))}}},
                            {"404", error_response("unknown model")},
-                           {"413", error_response("body over the size limit")},
-                           {"429", error_response("queue full (Retry-After) or a request limit")},
+                           {"413", error_response("body, graph or text over a limit")},
+                           {"429", error_response("queue full: retry after Retry-After seconds")},
                            {"503", error_response("the server is draining")}})}};
   paths["/v1/jobs"]["get"] = {
       {"summary", "this key's jobs, newest first (at most 100)"},

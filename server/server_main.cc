@@ -87,10 +87,18 @@ int main(int argc, char** argv) {
                  "OpenBLAS threads for the models (default: OpenBLAS's own, one per core); fewer leave CPU to the "
                  "I/O thread, but results then differ in the last bits from runs with another count");
   app.add_flag("--no-auth", no_auth, "accept requests without API keys (local experiments only)");
+  std::vector<std::string> webhook_allow;
+  app.add_option("--webhook-allow", webhook_allow,
+                 "CIDR range webhooks may reach besides public addresses (repeatable), e.g. 127.0.0.1/32");
   CLI11_PARSE(app, argc, argv);
   opt.url_lifetime = std::chrono::seconds(url_lifetime_s);
   opt.retention = std::chrono::seconds(retention_s);
   opt.require_auth = !no_auth;
+  for (const std::string& range : webhook_allow) {
+    auto cidr = loom::server::parse_cidr(range);
+    if (!cidr.ok()) return fail("--webhook-allow: " + cidr.status().message());
+    opt.webhook_allow.push_back(*cidr);
+  }
   if (blas_threads > 0) set_blas_threads(blas_threads);
   opt.max_stream_timeout = std::chrono::milliseconds(max_stream_timeout_ms);
   // A reply frame is base64 (4/3) of at most max_stream_bytes, plus its JSON.
@@ -165,7 +173,19 @@ int main(int argc, char** argv) {
 
   std::cout << "listening on http://" << opt.listen_host << ":" << http.port() << std::endl;
   std::cout << "websocket on ws://" << opt.listen_host << ":" << ws.port() << std::endl;
-  io.run();
+  // Every handler converts its own failures; this loop is the backstop that
+  // keeps one bad request from ending the process: whatever escapes a
+  // handler is logged and the loop goes on serving everyone else.
+  for (;;) {
+    try {
+      io.run();
+      break;
+    } catch (const std::exception& e) {
+      std::cerr << "loom-server: a handler threw (the request is dropped, serving goes on): " << e.what() << "\n";
+    } catch (...) {
+      std::cerr << "loom-server: a handler threw an unknown exception (the request is dropped, serving goes on)\n";
+    }
+  }
   if (drainer.joinable()) drainer.join();
   std::cerr << "loom-server: stopped\n";
   return 0;

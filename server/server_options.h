@@ -5,8 +5,10 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "runtime/limits.h"
+#include "server/callback_policy.h"
 #include "transport/request.h"
 
 namespace loom::server {
@@ -23,6 +25,13 @@ struct ServerOptions {
   size_t queue_capacity = 1024;
   transport::RequestLimits request_limits;  // body size, decompressed size, Cap'n Proto traversal
   runtime::Limits run_limits;               // per job: nodes, saved bytes, wall time
+  // What requests are decoded under: request_limits with run_limits' graph
+  // bounds, so a graph over them is refused before it is built.
+  transport::RequestLimits decode_limits() const {
+    transport::RequestLimits l = request_limits;
+    l.graph = run_limits.graph;
+    return l;
+  }
   bool require_auth = true;
   // fsync job records and blobs on every write (survives power loss);
   // otherwise they survive a crash of the process, not of the machine.
@@ -32,6 +41,10 @@ struct ServerOptions {
   uint64_t small_blob_bytes = 1 << 20;
   std::string presign_secret;  // HMAC key for result URLs (DATA_DIR/server.secret)
   std::string webhook_secret;  // HMAC key for webhook signatures (DATA_DIR/webhook.secret)
+  // Ranges webhooks may reach besides public addresses (--webhook-allow):
+  // by default none, so a callback URL cannot probe the server's own
+  // network (loopback, private, link-local) for its submitter.
+  std::vector<Cidr> webhook_allow;
   int webhook_attempts = 5;
   std::chrono::milliseconds webhook_first_backoff{500};
   std::chrono::milliseconds webhook_timeout{5000};

@@ -32,25 +32,26 @@ void WebhookSender::enqueue(std::string event_id, std::string url, std::string b
 }
 
 Status WebhookSender::post_once(const std::string& url, const std::string& body, const std::string& secret,
-                                std::chrono::milliseconds timeout) {
-  const std::string shown = transport::internal::printable(url, 200);
-  if (url.rfind("http://", 0) != 0) return invalid_argument("webhook URL \"" + shown + "\" is not http://HOST[:PORT]/PATH");
-  const size_t slash = url.find('/', 7);
-  auto endpoint = transport::parse_base_url(url.substr(0, slash));
-  if (!endpoint.ok()) return invalid_argument("webhook URL \"" + shown + "\": " + endpoint.status().message());
+                                std::chrono::milliseconds timeout, const CallbackPolicy& policy) {
+  // Resolved now and connected to by address: a name that has come to
+  // point inside since the submit is refused here.
+  auto target = policy.check(url);
+  if (!target.ok()) return Status(StatusCode::kPermissionDenied, target.status().message());
   // The client's timeouts are asynchronous: connect, each write and each
   // read end after `timeout` even against a receiver that never answers.
   transport::HttpClientOptions ho;
   ho.connect_timeout = timeout;
   ho.io_timeout = timeout;
   ho.max_body_bytes = 1 << 16;
-  transport::HttpClient client(*endpoint, ho);
+  transport::HttpClient client(transport::HttpEndpoint{target->address, target->port}, ho);
   transport::HttpRequest req;
   req.method = "POST";
-  req.target = slash == std::string::npos ? "/" : url.substr(slash);
+  req.target = target->target;
   const std::string ts = std::to_string(
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
-  req.headers = {{"Content-Type", "application/json"},
+  const bool v6 = target->host.find(':') != std::string::npos;
+  req.headers = {{"Host", (v6 ? "[" + target->host + "]" : target->host) + ":" + std::to_string(target->port)},
+                 {"Content-Type", "application/json"},
                  {"User-Agent", "loom-server webhook"},
                  {"X-Loom-Timestamp", ts},
                  {"X-Loom-Signature", transport::webhook_signature(secret, ts, body)},
@@ -86,7 +87,7 @@ void WebhookSender::loop() {
     Delivery d = std::move(*next);
     queue_.erase(next);
     lock.unlock();
-    Status s = post_once(d.url, d.body, options_.secret, options_.timeout);
+    Status s = post_once(d.url, d.body, options_.secret, options_.timeout, options_.policy);
     ++d.attempt;
     const bool finished = s.ok() || d.attempt >= options_.attempts;
     if (options_.on_attempt) options_.on_attempt(d.event_id, d.attempt, finished);

@@ -1,6 +1,7 @@
 // Delivers webhooks: one POST per terminal job state, signed with HMAC over
 // timestamp and body (PROTOCOL.md), retried with exponential backoff a
-// bounded number of times, redirects never followed. Plain http:// only.
+// bounded number of times, redirects never followed. Plain http:// only, to
+// the addresses CallbackPolicy allows (checked again at each attempt).
 // Thread safety: enqueue() from any thread; delivery on its own thread.
 #pragma once
 
@@ -13,6 +14,7 @@
 #include <thread>
 
 #include "graph/status.h"
+#include "server/callback_policy.h"
 
 namespace loom::server {
 
@@ -21,6 +23,7 @@ struct WebhookOptions {
   int attempts = 5;
   std::chrono::milliseconds first_backoff{500};
   std::chrono::milliseconds timeout{5000};
+  CallbackPolicy policy;  // checked again at each delivery, against the address then resolved
   // After each attempt (on the delivery thread): the attempts made so far,
   // and whether the delivery is over (delivered, or abandoned). JobService
   // records this so a restart resumes what is left.
@@ -37,7 +40,7 @@ class WebhookSender {
 
   // One delivery attempt; OK on a 2xx answer. Exposed for tests.
   static Status post_once(const std::string& url, const std::string& body, const std::string& secret,
-                          std::chrono::milliseconds timeout);
+                          std::chrono::milliseconds timeout, const CallbackPolicy& policy);
 
  private:
   struct Delivery {

@@ -90,6 +90,13 @@ Result<JobRequest> request_from_wire(wire::JobRequest::Reader r, const RequestLi
                                " is not supported: this server speaks version " +
                                std::to_string(kProtocolVersion) + " (upgrade the older side)");
   }
+  auto too_long = [](const char* what, size_t n, uint32_t limit) {
+    return resource_exhausted(std::string(what) + " is " + std::to_string(n) + " bytes, over the limit of " +
+                              std::to_string(limit));
+  };
+  if (r.getModelKey().size() > limits.max_key_bytes) {
+    return too_long("the model key", r.getModelKey().size(), limits.max_key_bytes);
+  }
   req.model_key = text(r.getModelKey());
   if (req.model_key.empty()) return invalid_argument("request has an empty model key");
 
@@ -101,7 +108,7 @@ Result<JobRequest> request_from_wire(wire::JobRequest::Reader r, const RequestLi
                               " (max_invokes)");
   }
 
-  auto graph = graph::from_capnp(r.getGraph());
+  auto graph = graph::from_capnp(r.getGraph(), limits.graph);
   if (!graph.ok()) {
     // kj's reasons (bad pointers, limits) read as a malformed request; the
     // rest (an unsupported graph version, an unknown node kind) keep theirs.
@@ -141,6 +148,12 @@ Result<JobRequest> request_from_wire(wire::JobRequest::Reader r, const RequestLi
   }
 
   auto options = r.getOptions();
+  if (options.getCallbackUrl().size() > limits.max_callback_url_bytes) {
+    return too_long("the callback URL", options.getCallbackUrl().size(), limits.max_callback_url_bytes);
+  }
+  if (options.getRequestId().size() > limits.max_key_bytes) {
+    return too_long("the request id", options.getRequestId().size(), limits.max_key_bytes);
+  }
   req.callback_url = text(options.getCallbackUrl());
   req.request_id = text(options.getRequestId());
   req.no_cache = options.getNoCache();

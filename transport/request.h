@@ -15,6 +15,7 @@
 
 #include "graph/ir.h"
 #include "graph/status.h"
+#include "graph/validate.h"
 #include "transport/wire.h"
 
 namespace loom::transport {
@@ -59,6 +60,14 @@ struct RequestLimits {
   // the device) for one job. Equal to the decompressed bound by default, so
   // only a tighter setting bites.
   uint64_t max_input_bytes = 256ull << 20;
+  // The graph inside, checked on the reader before it is built (node and
+  // argument counts, list and text lengths, inline constant bytes): a 7 KB
+  // body of empty nodes could otherwise make millions of them.
+  graph::GraphLimits graph;
+  // Text options: a callback URL is parsed and may be logged and retried;
+  // a model key and a request id are index keys.
+  uint32_t max_callback_url_bytes = 2048;
+  uint32_t max_key_bytes = 256;
 };
 
 // Cap'n Proto flat array (messageToFlatArray), then zstd.

@@ -1,6 +1,8 @@
 #include "transport/stream_frames.h"
 
 #include "transport/base64.h"
+#include "transport/internal/printable.h"
+#include "transport/wire.h"
 
 namespace loom::transport {
 namespace {
@@ -31,7 +33,8 @@ Result<std::string> tensors_of(const json& j, const char* what) {
 }  // namespace
 
 std::string encode_binary_frame(const json& header, std::string_view body) {
-  std::string h = header.dump();
+  // Replace, not throw: a callback name comes from a client's graph.
+  std::string h = header.dump(-1, ' ', false, json::error_handler_t::replace);
   std::string out;
   out.reserve(4 + h.size() + body.size());
   uint32_t n = static_cast<uint32_t>(h.size());
@@ -55,7 +58,7 @@ Result<std::pair<json, std::string>> split_binary_frame(std::string_view frame) 
 }
 
 std::string encode_stream_request(const StreamRequest& r) {
-  json j = {{"type", "STREAM"},
+  json j = {{"type", event_type_name(EventType::kStream)},
             {"job_id", r.job_id},
             {"stream_id", r.stream_id},
             {"callback", r.callback},
@@ -66,12 +69,12 @@ std::string encode_stream_request(const StreamRequest& r) {
 
 Result<StreamRequest> decode_stream_request(const json& j) {
   const char* what = "STREAM event";
-  if (!j.is_object() || j.value("type", "") != "STREAM") return invalid_argument("not a STREAM event");
+  if (event_type_of(j) != EventType::kStream) return invalid_argument("not a STREAM event");
   StreamRequest r;
   LOOM_ASSIGN_OR_RETURN(r.stream_id, positive_id(j, what));
   if (!j.contains("callback") || !j["callback"].is_string()) return invalid_argument("STREAM event has no \"callback\"");
   r.callback = j["callback"].get<std::string>();
-  r.job_id = j.value("job_id", "");
+  if (j.contains("job_id") && j["job_id"].is_string()) r.job_id = j["job_id"].get<std::string>();
   if (j.contains("deadline_ms") && j["deadline_ms"].is_number_unsigned()) r.deadline_ms = j["deadline_ms"].get<uint64_t>();
   if (j.contains("max_reply_bytes") && j["max_reply_bytes"].is_number_unsigned()) {
     r.max_reply_bytes = j["max_reply_bytes"].get<uint64_t>();
@@ -81,7 +84,7 @@ Result<StreamRequest> decode_stream_request(const json& j) {
 }
 
 std::string encode_stream_reply(const StreamReply& r) {
-  json j = {{"type", "STREAM_REPLY"}, {"stream_id", r.stream_id}};
+  json j = {{"type", event_type_name(EventType::kStreamReply)}, {"stream_id", r.stream_id}};
   if (!r.error.empty()) j["error"] = r.error;
   return encode_binary_frame(j, r.error.empty() ? std::string_view(r.tensors) : std::string_view());
 }
@@ -101,9 +104,14 @@ Result<StreamReply> decode_stream_reply(std::string_view frame, bool binary, uin
     j = json::parse(frame, nullptr, /*allow_exceptions=*/false);
     if (!j.is_object()) return invalid_argument("the frame is not a JSON object");
   }
-  if (j.value("type", "") != "STREAM_REPLY") {
-    return invalid_argument("clients may only send STREAM_REPLY frames, not \"" +
-                            (j.contains("type") && j["type"].is_string() ? j["type"].get<std::string>() : "") + "\"");
+  // Any JSON may arrive here: the type is read without assuming its shape.
+  if (event_type_of(j) != EventType::kStreamReply) {
+    const json* type = j.contains("type") ? &j["type"] : nullptr;
+    return invalid_argument("clients may only send STREAM_REPLY frames, not " +
+                            (type == nullptr ? std::string("a frame without \"type\"")
+                                             : "type " + internal::printable(type->dump(-1, ' ', false,
+                                                                                          json::error_handler_t::replace),
+                                                                              80)));
   }
   const char* what = "STREAM_REPLY";
   StreamReply r;
@@ -126,7 +134,8 @@ Result<StreamReply> decode_stream_reply(std::string_view frame, bool binary, uin
 }
 
 std::string encode_rejected(uint64_t stream_id, const std::string& message) {
-  return json{{"type", "REJECTED"}, {"stream_id", stream_id}, {"message", message}}.dump();
+  return json{{"type", event_type_name(EventType::kRejected)}, {"stream_id", stream_id}, {"message", message}}.dump(
+      -1, ' ', false, json::error_handler_t::replace);
 }
 
 }  // namespace loom::transport

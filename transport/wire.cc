@@ -145,7 +145,7 @@ int http_status_for(StatusCode code) {
     case StatusCode::kPermissionDenied: return 403;
     case StatusCode::kNotFound: return 404;
     case StatusCode::kCancelled: return 409;
-    case StatusCode::kResourceExhausted: return 429;
+    case StatusCode::kResourceExhausted: return 413;
     case StatusCode::kInternal: return 500;
     case StatusCode::kUnavailable: return 503;
     case StatusCode::kDeadlineExceeded: return 504;
@@ -157,7 +157,7 @@ StatusCode status_code_for_http(int http_status) {
   if (http_status >= 200 && http_status < 300) return StatusCode::kOk;
   switch (http_status) {
     case 408: return StatusCode::kDeadlineExceeded;
-    case 413: return StatusCode::kResourceExhausted;
+    case 429: return StatusCode::kResourceExhausted;
     case 502: return StatusCode::kUnavailable;
     default: break;
   }

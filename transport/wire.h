@@ -73,13 +73,13 @@ std::optional<StatusCode> parse_status_code(std::string_view name);
 // The HTTP status a code is answered with. One table for both ends:
 //   INVALID_ARGUMENT, FAILED_PRECONDITION 400  UNAUTHENTICATED 401
 //   PERMISSION_DENIED 403   NOT_FOUND 404      CANCELLED 409
-//   RESOURCE_EXHAUSTED 429  INTERNAL 500       UNAVAILABLE 503
+//   RESOURCE_EXHAUSTED 413  INTERNAL 500       UNAVAILABLE 503
 //   DEADLINE_EXCEEDED 504
-// (413 is sent for a body over the size limit: the HTTP layer picks it,
-// because it knows the body is the cause.)
+// (A limit a retry soon may pass, a full queue, is sent as 429 with
+// Retry-After: the HTTP layer picks it, because admission says so.)
 int http_status_for(StatusCode code);
 // The reverse, for answers without a loom error body: the code whose row
-// the status is in (400 -> INVALID_ARGUMENT), 413 -> RESOURCE_EXHAUSTED,
+// the status is in (400 -> INVALID_ARGUMENT), 429 -> RESOURCE_EXHAUSTED,
 // 502 -> UNAVAILABLE, anything else INTERNAL.
 StatusCode status_code_for_http(int http_status);
 

@@ -86,6 +86,7 @@ class ServerProcess {
   uint16_t http_port() const { return http_port_; }
   uint16_t ws_port() const { return ws_port_; }  // as printed; tests read /v1/env
   bool running() const { return pid_ > 0; }
+  int pid() const { return pid_; }
 
   // SIGTERM (the server drains), then waits up to `timeout` before SIGKILL.
   // Returns the exit code, or -1 if it was killed or died of a signal.
@@ -106,6 +107,9 @@ class ServerProcess {
     kill_now();
     return exit_code_;
   }
+
+  // SIGKILL: the process dies mid-whatever, as on a crash or a lost node.
+  void kill_hard() { kill_now(); }
 
   // The server's stderr so far (last 4 KiB).
   std::string log() const {

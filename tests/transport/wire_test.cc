@@ -46,8 +46,8 @@ TEST(Wire, StatusCodesMapToHttpAndBackTheSameWayOnBothSides) {
   EXPECT_EQ(http_status_for(StatusCode::kNotFound), 404);
   EXPECT_EQ(http_status_for(StatusCode::kUnauthenticated), 401);
   EXPECT_EQ(http_status_for(StatusCode::kPermissionDenied), 403);
-  EXPECT_EQ(http_status_for(StatusCode::kResourceExhausted), 429);
-  EXPECT_EQ(status_code_for_http(413), StatusCode::kResourceExhausted);
+  EXPECT_EQ(http_status_for(StatusCode::kResourceExhausted), 413);
+  EXPECT_EQ(status_code_for_http(429), StatusCode::kResourceExhausted);
   EXPECT_EQ(http_status_for(StatusCode::kUnavailable), 503);
   EXPECT_EQ(status_code_for_http(502), StatusCode::kUnavailable);
   EXPECT_EQ(http_status_for(StatusCode::kDeadlineExceeded), 504);

@@ -1,0 +1,299 @@
+// Hostile input against the real loom-server over real sockets: invalid
+// UTF-8 wherever text enters, WebSocket frames of the wrong shape, oversized
+// texts and count bombs, and a job the process dies in twice. Each case
+// checks the answer says what is wrong and that the server goes on serving
+// (and, where it matters, starts again on the same data).
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+
+#include <condition_variable>
+#include <fstream>
+#include <mutex>
+
+#include "server/callback_policy.h"
+#include "tests/server/server_fixture.h"
+#include "transport/protocol.capnp.h"
+#include "transport/websocket.h"
+
+namespace loom::testing {
+namespace {
+
+// The server's peak resident memory (VmHWM), in KiB; -1 when unreadable.
+int64_t peak_rss_kib(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6));
+  }
+  return -1;
+}
+
+std::string zstd_capnp(capnp::MessageBuilder& message) {
+  auto words = capnp::messageToFlatArray(message);
+  auto bytes = words.asBytes();
+  return transport::zstd_compress(std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size()));
+}
+
+class HostileTest : public ServerTest {
+ protected:
+  void expect_serving() {
+    HttpResponse h = http_request(port_, "GET", "/healthz");
+    EXPECT_EQ(h.status, 200) << "the server stopped serving\n" << server_->log();
+  }
+};
+
+TEST_F(HostileTest, InvalidUtf8InThePathAndHeadersGetsAClearErrorAndTheServerGoesOn) {
+  start();
+  for (const std::string& target : {std::string("/\xff"), std::string("/v1/jobs/\xff\xfe"),
+                                    std::string("/v1/models/\xc0\xaf"), std::string("/v1/\xed\xa0\x80")}) {
+    HttpResponse r = http_request(port_, "GET", target, loom_headers(key_a_));
+    EXPECT_EQ(r.status, 404) << r.describe();
+    EXPECT_TRUE(r.json().is_object()) << "the error body is not valid JSON: " << r.describe();
+    expect_serving();
+  }
+  HttpResponse bad_key = http_request(port_, "GET", "/v1/jobs", {{"Authorization", "Bearer \xff\xfe"}});
+  expect_error(bad_key, 401, "UNAUTHENTICATED", {"unknown API key"});
+  HttpResponse bad_version = http_request(port_, "GET", "/v1/env", {{"Authorization", "Bearer " + key_a_},
+                                                                    {"X-Loom-Protocol", "\xff"}});
+  expect_error(bad_version, 400, "FAILED_PRECONDITION", {"\\xff"});
+  // The WebSocket handshake with the same bytes in its path and headers.
+  EventStreamOutcome ws = follow_job_events(websocket_port(), key_a_, "\xff\xfe", 0, 5s);
+  EXPECT_NE(ws.handshake_status, 101);
+  EXPECT_FALSE(ws.timed_out);
+  expect_serving();
+}
+
+TEST_F(HostileTest, InvalidUtf8InGraphTextIsRefusedOrRunsAndNeverCrashes) {
+  start();
+  {  // a module path and an op name: refused at submit, quoted escaped
+    Builder b;
+    b.module("transformer.\xff").output(0).save("x");
+    HttpResponse r = submit(job_body("tiny", b.graph(), token_ids(1, 4, 0)), key_a_);
+    EXPECT_EQ(r.status, 400) << r.describe();
+    EXPECT_TRUE(r.json().is_object()) << r.describe();
+  }
+  {
+    Builder b;
+    b.op("aten::\xff", {b.module("transformer.h.0").output(0)}).save("x");
+    HttpResponse r = submit(job_body("tiny", b.graph(), token_ids(1, 4, 0)), key_a_);
+    EXPECT_EQ(r.status, 400) << r.describe();
+    EXPECT_TRUE(r.json().is_object()) << r.describe();
+  }
+  {  // a model key
+    Builder b;
+    b.output().save("x");
+    HttpResponse r = submit(job_body("tiny\xff", b.graph(), token_ids(1, 4, 0)), key_a_);
+    EXPECT_EQ(r.status, 404) << r.describe();
+    EXPECT_TRUE(r.json().is_object()) << r.describe();
+  }
+  // A save name and LOG text fed by a constant (it runs before the forward
+  // pass): the jobs end, their events and snapshots are valid JSON.
+  std::vector<std::string> ids;
+  {
+    Builder b;
+    b.module("transformer.h.0").output(0).save("h0\xff");
+    ids.push_back(submit_ok(job_body("tiny", b.graph(), token_ids(1, 4, 1), true), key_a_));
+  }
+  {
+    Builder b;
+    Value c = b.constant(runtime::to_tensor_data(at::ones({2})).value());
+    b.log("mean \xff\xfe", c);
+    b.output().save("logits");
+    ids.push_back(submit_ok(job_body("tiny", b.graph(), token_ids(1, 4, 2), true), key_a_));
+  }
+  for (const std::string& id : ids) {
+    ASSERT_FALSE(id.empty());
+    json end = wait_terminal(id, key_a_);
+    EXPECT_TRUE(end.value("state", "") == "COMPLETED" || end.value("state", "") == "ERROR") << end.dump();
+    EventStreamOutcome ws = follow_job_events(websocket_port(), key_a_, id, 0, 10s);
+    for (const json& ev : ws.events) EXPECT_FALSE(ev.is_discarded()) << "an event frame is not valid JSON";
+  }
+  // And the data directory serves again after a restart: no crash loop.
+  start();
+  expect_serving();
+  EXPECT_EQ(api("GET", "/v1/jobs/" + ids[1], key_a_).status, 200);
+}
+
+TEST_F(HostileTest, WebSocketFramesWithANonStringTypeAreRejectedAndTheJobWaitsOn) {
+  start({"--max-stream-timeout-ms", "20000"});
+  Builder b;
+  HookPoint h = b.module("transformer.h.0").output(0);
+  h.set(b.stream("edit", h));
+  b.output().save("logits");
+  std::string id = submit_ok(job_body("tiny", b.graph(), token_ids(1, 4, 3)), key_a_);
+  ASSERT_FALSE(id.empty());
+
+  transport::WebSocketClient client({});
+  ASSERT_TRUE(client.start().ok());
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<json> texts;
+  bool got_stream = false;
+  client.post([&] {
+    transport::WebSocketClient::Handlers h;
+    h.on_message = [&](const std::string& payload, bool binary) {
+      std::lock_guard<std::mutex> lock(mu);
+      if (binary) {
+        got_stream = true;
+      } else {
+        texts.push_back(json::parse(payload, nullptr, false));
+      }
+      cv.notify_all();
+    };
+    const Headers loom = loom_headers(key_a_);
+    std::vector<std::pair<std::string, std::string>> headers(loom.begin(), loom.end());
+    (void)client.connect("ws://127.0.0.1:" + std::to_string(websocket_port()) + "/v1/jobs/" + id + "/events",
+                         headers, std::move(h));
+  });
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, 20s, [&] { return got_stream; })) << server_->log();
+  }
+  // Text frames must be UTF-8 (RFC 6455 closes the socket otherwise), so the
+  // bytes that are not go in a binary frame, whose header they then break.
+  const std::vector<std::pair<std::string, bool>> frames = {
+      {R"({"type":1})", false},   {R"({"type":null})", false}, {R"({"type":[1]})", false},
+      {R"({"type":{"a":1},"stream_id":1})", false}, {"[]", false}, {std::string("\x02\0\0\0\xff\xfe", 6), true},
+      {std::string("\x09\0\0\0{\"type\":7}", 13), true}};
+  for (const auto& [f, binary] : frames) client.post([&client, f = f, binary = binary] { client.send(f, binary); });
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    auto rejected = [&] {
+      size_t n = 0;
+      for (const json& t : texts) n += t.is_object() && t.value("type", "") == "REJECTED";
+      return n;
+    };
+    ASSERT_TRUE(cv.wait_for(lock, 10s, [&] { return rejected() == frames.size(); }))
+        << "REJECTED answers: " << rejected() << " of " << frames.size() << "; last: "
+        << (texts.empty() ? "none" : texts.back().dump()) << "\n" << server_->log();
+  }
+  client.stop();
+  expect_serving();
+  EXPECT_EQ(api("GET", "/v1/jobs/" + id, key_a_).json().value("state", ""), "RUNNING") << "the job stopped waiting";
+  EXPECT_EQ(api("DELETE", "/v1/jobs/" + id, key_a_).json().value("state", ""), "CANCELLED");
+}
+
+TEST_F(HostileTest, AHugeCallbackUrlIsRefusedAtSubmit) {
+  start();
+  HttpResponse r = submit(tiny_job(40, "http://127.0.0.1:1/" + std::string(2 << 20, 'a')), key_a_);
+  expect_error(r, 413, "RESOURCE_EXHAUSTED", {"the callback URL is 2097171 bytes, over the limit of 2048"});
+  expect_serving();
+}
+
+TEST_F(HostileTest, CountBombsAreRefusedBeforeTheGraphIsBuilt) {
+  start();
+  const int64_t before = peak_rss_kib(server_->pid());
+  ASSERT_GT(before, 0);
+  {  // 200,001 empty nodes: a few KB compressed
+    capnp::MallocMessageBuilder message;
+    auto req = message.initRoot<wire::JobRequest>();
+    req.setProtocolVersion(transport::kProtocolVersion);
+    req.setModelKey("tiny");
+    auto g = req.initGraph();
+    g.setVersion(1);
+    g.setInvokes(1);
+    g.initNodes(200001);
+    req.initInvokes(1);
+    std::string body = zstd_capnp(message);
+    ASSERT_LT(body.size(), 64u << 10);
+    expect_error(submit(body, key_a_), 413, "RESOURCE_EXHAUSTED", {"200001 nodes, over the limit of 100000"});
+  }
+  {  // one op with 1,000,000 arguments
+    capnp::MallocMessageBuilder message;
+    auto req = message.initRoot<wire::JobRequest>();
+    req.setProtocolVersion(transport::kProtocolVersion);
+    req.setModelKey("tiny");
+    auto g = req.initGraph();
+    g.setVersion(1);
+    g.setInvokes(1);
+    auto op = g.initNodes(1)[0].initOp();
+    op.setSchema("aten::add.Tensor");
+    op.initArgs(1000000);
+    req.initInvokes(1);
+    expect_error(submit(zstd_capnp(message), key_a_), 413, "RESOURCE_EXHAUSTED",
+                 {"node 0", "1000000 arguments, over the limit of 64"});
+  }
+  const int64_t after = peak_rss_kib(server_->pid());
+  EXPECT_LT(after - before, 64 * 1024) << "peak RSS grew from " << before << " to " << after << " KiB";
+  expect_serving();
+}
+
+TEST_F(HostileTest, AJobTheServerDiesInTwiceIsFailedNotRunAThirdTime) {
+  start();
+  std::string id = submit_ok(slow_job(41), key_a_);
+  ASSERT_FALSE(id.empty());
+  for (int death = 1; death <= 2; ++death) {
+    wait_state(id, "RUNNING");
+    server_->kill_hard();
+    start();
+  }
+  json end = wait_terminal(id, key_a_);
+  EXPECT_EQ(end.value("state", ""), "ERROR") << end.dump();
+  EXPECT_NE(end["error"].value("message", "").find("stopped 2 times while running this job"), std::string::npos)
+      << end.dump();
+  // The first death ran it again, saying so.
+  EventStreamOutcome ws = follow_job_events(websocket_port(), key_a_, id, 0, 10s);
+  int reruns = 0;
+  for (const json& ev : ws.events) reruns += ev.is_object() && ev.value("recovered_run", 0) == 1;
+  EXPECT_EQ(reruns, 1);
+  expect_serving();
+}
+
+}  // namespace
+}  // namespace loom::testing
+
+namespace loom::testing {
+namespace {
+
+TEST_F(HostileTest, CallbackUrlsToInternalAddressesAreRefusedUnlessAllowed) {
+  allow_loopback_webhooks_ = false;
+  start();
+  const std::vector<std::pair<std::string, std::string>> refused = {
+      {"http://127.0.0.1:" + std::to_string(port_) + "/v1/jobs", "loopback"},  // the server's own API
+      {"http://localhost/hook", "loopback"},
+      {"http://10.1.2.3/hook", "private"},
+      {"http://192.168.0.1:8080/", "private"},
+      {"http://169.254.169.254/latest/meta-data/", "link-local"},  // cloud metadata
+      {"http://0.0.0.0/", "unspecified"},
+      {"http://[::1]:9/", "loopback"},
+      {"http://[fd00::1]/", "unique-local"},
+  };
+  for (const auto& [url, rule] : refused) {
+    expect_error(submit(tiny_job(50, url), key_a_), 400, "INVALID_ARGUMENT", {rule, "--webhook-allow"});
+  }
+  expect_error(submit(tiny_job(51, "file:///etc/passwd"), key_a_), 400, "INVALID_ARGUMENT", {"must be http://"});
+  expect_error(submit(tiny_job(52, "gopher://127.0.0.1:6379/_FLUSHALL"), key_a_), 400, "INVALID_ARGUMENT",
+               {"must be http://"});
+  EXPECT_EQ(api("GET", "/v1/jobs", key_a_).json()["jobs"].size(), 0u) << "a refused request created a job";
+
+  // The operator's range lets a receiver on loopback through.
+  WebhookReceiver hook;
+  allow_loopback_webhooks_ = true;
+  start({"--webhook-allow", "127.0.0.1/32"});
+  std::string id = submit_ok(tiny_job(53, hook.url()), key_a_);
+  ASSERT_FALSE(id.empty());
+  EXPECT_TRUE(hook.wait_for(1, 15s)) << server_->log();
+}
+
+TEST(CallbackPolicy, ChecksEveryAddressAgainstTheRulesAndTheAllowedRanges) {
+  server::CallbackPolicy strict;
+  EXPECT_FALSE(strict.check("http://127.0.0.1/").ok());
+  EXPECT_FALSE(strict.check("http://[::ffff:127.0.0.1]/").ok());  // IPv4-mapped loopback
+  EXPECT_FALSE(strict.check("http://172.20.0.1/").ok());
+  EXPECT_TRUE(strict.check("http://8.8.8.8/hook").ok());
+  auto t = strict.check("http://1.2.3.4:8080/a/b?c=d");
+  ASSERT_TRUE(t.ok()) << t.status().to_string();
+  EXPECT_EQ(t->address, "1.2.3.4");
+  EXPECT_EQ(t->port, 8080);
+  EXPECT_EQ(t->target, "/a/b?c=d");
+  server::CallbackPolicy lab({*server::parse_cidr("10.0.0.0/8"), *server::parse_cidr("::1")});
+  EXPECT_TRUE(lab.check("http://10.9.9.9/").ok());
+  EXPECT_TRUE(lab.check("http://[::1]/").ok());
+  EXPECT_FALSE(lab.check("http://127.0.0.1/").ok());
+  EXPECT_FALSE(server::parse_cidr("10.0.0.0/33").ok());
+  EXPECT_FALSE(server::parse_cidr("not-an-ip").ok());
+  EXPECT_FALSE(strict.check("http://" + std::string(300, 'a') + "/").ok());
+}
+
+}  // namespace
+}  // namespace loom::testing
