@@ -203,6 +203,9 @@ const ServerEnv& JobClient::env() {
       throw LoomError(StatusCode::kInternal, "GET /v1/env: websocket_port " + std::to_string(port) + " is not a port");
     }
     e.websocket_port = static_cast<uint16_t>(port);
+    if (j.contains("max_frame_bytes") && j["max_frame_bytes"].is_number_unsigned()) {
+      e.max_frame_bytes = j["max_frame_bytes"].get<uint64_t>();
+    }
   } catch (const json::exception& ex) {
     throw LoomError(StatusCode::kInternal, std::string("GET /v1/env: malformed answer: ") + ex.what());
   }
@@ -376,6 +379,8 @@ JobStatus JobClient::follow(const std::string& job_id, const WaitOptions& option
   eo.api_key = options_.api_key;
   eo.job_id = job_id;
   eo.handshake_timeout = options_.timeout;
+  // Accept what the server may send: a STREAM value at its own limit.
+  eo.max_message_bytes = std::max(eo.max_message_bytes, env().max_frame_bytes);
   EventStream events(eo);
   events.start();
 

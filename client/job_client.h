@@ -84,6 +84,9 @@ struct ServerEnv {
   std::string server_version;
   uint32_t protocol_version = 0;
   uint16_t websocket_port = 0;
+  // The largest WebSocket frame the server sends (a STREAM request at its
+  // --max-stream-bytes); 0 when an older server does not say.
+  uint64_t max_frame_bytes = 0;
 };
 
 struct ClientOptions {

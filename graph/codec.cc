@@ -49,8 +49,10 @@ struct ReadBudget {
 
 Result<Point> point_from_capnp(schema::Point::Reader r, const ReadBudget& budget) {
   Point p;
-  LOOM_RETURN_IF_ERROR(budget.text(r.getModule(), "module path"));
-  p.module = r.getModule().cStr();
+  // Each pointer is read once: reads count against the traversal limit.
+  const auto module = r.getModule();
+  LOOM_RETURN_IF_ERROR(budget.text(module, "module path"));
+  p.module = module.cStr();
   switch (r.getIo()) {
     case schema::Io::OUTPUT: p.io = Io::kOutput; break;
     case schema::Io::INPUT: p.io = Io::kInput; break;
@@ -97,31 +99,36 @@ Result<Arg> arg_from_capnp(schema::Arg::Reader r, const ReadBudget& budget) {
     case schema::Arg::FLOAT: return Arg::of_float(r.getFloat());
     case schema::Arg::BOOL: return Arg::of_bool(r.getBool());
     case schema::Arg::INTS: {
-      LOOM_RETURN_IF_ERROR(budget.list(r.getInts().size()));
+      const auto list = r.getInts();
+      LOOM_RETURN_IF_ERROR(budget.list(list.size()));
       std::vector<int64_t> v;
-      v.reserve(r.getInts().size());
-      for (auto x : r.getInts()) v.push_back(x);
+      v.reserve(list.size());
+      for (auto x : list) v.push_back(x);
       return Arg::of_ints(std::move(v));
     }
     case schema::Arg::FLOATS: {
-      LOOM_RETURN_IF_ERROR(budget.list(r.getFloats().size()));
+      const auto list = r.getFloats();
+      LOOM_RETURN_IF_ERROR(budget.list(list.size()));
       std::vector<double> v;
-      v.reserve(r.getFloats().size());
-      for (auto x : r.getFloats()) v.push_back(x);
+      v.reserve(list.size());
+      for (auto x : list) v.push_back(x);
       return Arg::of_floats(std::move(v));
     }
     case schema::Arg::DTYPE: {
       LOOM_ASSIGN_OR_RETURN(DType d, from_wire(r.getDtype()));
       return Arg::of_dtype(d);
     }
-    case schema::Arg::STR:
-      LOOM_RETURN_IF_ERROR(budget.text(r.getStr(), "a string argument"));
-      return Arg::of_str(r.getStr().cStr());
+    case schema::Arg::STR: {
+      const auto str = r.getStr();
+      LOOM_RETURN_IF_ERROR(budget.text(str, "a string argument"));
+      return Arg::of_str(str.cStr());
+    }
     case schema::Arg::NODES: {
-      LOOM_RETURN_IF_ERROR(budget.list(r.getNodes().size()));
+      const auto list = r.getNodes();
+      LOOM_RETURN_IF_ERROR(budget.list(list.size()));
       std::vector<uint32_t> v;
-      v.reserve(r.getNodes().size());
-      for (auto x : r.getNodes()) v.push_back(x);
+      v.reserve(list.size());
+      for (auto x : list) v.push_back(x);
       return Arg::of_nodes(std::move(v));
     }
   }
@@ -196,8 +203,9 @@ Result<Node> node_from_capnp(schema::Node::Reader r, ReadBudget& budget) {
     }
     case schema::Node::OP: {
       n.kind = NodeKind::kOp;
-      LOOM_RETURN_IF_ERROR(budget.text(r.getOp().getSchema(), "the op name"));
-      n.op = r.getOp().getSchema().cStr();
+      const auto op = r.getOp().getSchema();
+      LOOM_RETURN_IF_ERROR(budget.text(op, "the op name"));
+      n.op = op.cStr();
       const auto args = r.getOp().getArgs();
       if (args.size() > limits.max_args) {
         return resource_exhausted("has " + std::to_string(args.size()) + " arguments, over the limit of " +
@@ -214,11 +222,12 @@ Result<Node> node_from_capnp(schema::Node::Reader r, ReadBudget& budget) {
       n.kind = NodeKind::kConstant;
       auto t = r.getConstant();
       LOOM_ASSIGN_OR_RETURN(n.tensor.dtype, from_wire(t.getDtype()));
-      if (t.getShape().size() > limits.max_rank) {
-        return resource_exhausted("constant has rank " + std::to_string(t.getShape().size()) +
-                                  ", over the limit of " + std::to_string(limits.max_rank));
+      const auto shape = t.getShape();
+      if (shape.size() > limits.max_rank) {
+        return resource_exhausted("constant has rank " + std::to_string(shape.size()) + ", over the limit of " +
+                                  std::to_string(limits.max_rank));
       }
-      for (auto d : t.getShape()) n.tensor.shape.push_back(d);
+      for (auto d : shape) n.tensor.shape.push_back(d);
       auto bytes = t.getBytes();
       budget.inline_bytes += bytes.size();
       if (budget.inline_bytes > limits.max_inline_constant_bytes) {
@@ -229,30 +238,38 @@ Result<Node> node_from_capnp(schema::Node::Reader r, ReadBudget& budget) {
       n.tensor.bytes.assign(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
       return n;
     }
-    case schema::Node::CONSTANT_REF:
+    case schema::Node::CONSTANT_REF: {
       n.kind = NodeKind::kConstant;
-      LOOM_RETURN_IF_ERROR(budget.text(r.getConstantRef(), "a constant reference"));
-      n.content_sha256 = r.getConstantRef().cStr();
+      const auto ref = r.getConstantRef();
+      LOOM_RETURN_IF_ERROR(budget.text(ref, "a constant reference"));
+      n.content_sha256 = ref.cStr();
       return n;
-    case schema::Node::SAVE:
+    }
+    case schema::Node::SAVE: {
       n.kind = NodeKind::kSave;
       n.input = r.getSave().getValue();
-      LOOM_RETURN_IF_ERROR(budget.text(r.getSave().getName(), "the save name"));
-      n.name = r.getSave().getName().cStr();
+      const auto name = r.getSave().getName();
+      LOOM_RETURN_IF_ERROR(budget.text(name, "the save name"));
+      n.name = name.cStr();
       return n;
-    case schema::Node::STREAM:
+    }
+    case schema::Node::STREAM: {
       n.kind = NodeKind::kStream;
       n.input = r.getStream().getValue();
-      LOOM_RETURN_IF_ERROR(budget.text(r.getStream().getCallback(), "the callback name"));
-      n.name = r.getStream().getCallback().cStr();
+      const auto callback = r.getStream().getCallback();
+      LOOM_RETURN_IF_ERROR(budget.text(callback, "the callback name"));
+      n.name = callback.cStr();
       n.any_shape = r.getStream().getAnyShape();
       return n;
-    case schema::Node::LOG:
+    }
+    case schema::Node::LOG: {
       n.kind = NodeKind::kLog;
       n.input = r.getLog().getValue();
-      LOOM_RETURN_IF_ERROR(budget.text(r.getLog().getText(), "the log text"));
-      n.name = r.getLog().getText().cStr();
+      const auto text = r.getLog().getText();
+      LOOM_RETURN_IF_ERROR(budget.text(text, "the log text"));
+      n.name = text.cStr();
       return n;
+    }
     case schema::Node::STOP:
       n.kind = NodeKind::kStop;
       n.input = r.getStop();

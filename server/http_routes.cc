@@ -100,7 +100,9 @@ void Session::env(Call& call) {
   send_json(call, http::status::ok,
             json{{"server_version", kServerVersion},
                  {"protocol_version", transport::kProtocolVersion},
-                 {"websocket_port", *ctx_.ws_port}});
+                 {"websocket_port", *ctx_.ws_port},
+                 // A STREAM frame: the tensors at their limit, the JSON header and its length prefix.
+                 {"max_frame_bytes", ctx_.service.options().max_stream_bytes + (1 << 20)}});
 }
 
 void Session::list_jobs(Call& call) { send_result(call, ctx_.service.list(call.owner)); }

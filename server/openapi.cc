@@ -90,7 +90,8 @@ json schemas() {
               {"properties",
                {{"server_version", {{"type", "string"}}},
                 {"protocol_version", {{"type", "integer"}}},
-                {"websocket_port", {{"type", "integer"}}}}}};
+                {"websocket_port", {{"type", "integer"}}},
+                {"max_frame_bytes", {{"type", "integer"}, {"description", "the largest WebSocket frame the server sends"}}}}}};
   return s;
 }
 

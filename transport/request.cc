@@ -94,10 +94,10 @@ Result<JobRequest> request_from_wire(wire::JobRequest::Reader r, const RequestLi
     return resource_exhausted(std::string(what) + " is " + std::to_string(n) + " bytes, over the limit of " +
                               std::to_string(limit));
   };
-  if (r.getModelKey().size() > limits.max_key_bytes) {
-    return too_long("the model key", r.getModelKey().size(), limits.max_key_bytes);
-  }
-  req.model_key = text(r.getModelKey());
+  // Each pointer is read once: reads count against the traversal limit.
+  const auto model_key = r.getModelKey();
+  if (model_key.size() > limits.max_key_bytes) return too_long("the model key", model_key.size(), limits.max_key_bytes);
+  req.model_key = text(model_key);
   if (req.model_key.empty()) return invalid_argument("request has an empty model key");
 
   auto invokes = r.getInvokes();
@@ -148,14 +148,14 @@ Result<JobRequest> request_from_wire(wire::JobRequest::Reader r, const RequestLi
   }
 
   auto options = r.getOptions();
-  if (options.getCallbackUrl().size() > limits.max_callback_url_bytes) {
-    return too_long("the callback URL", options.getCallbackUrl().size(), limits.max_callback_url_bytes);
+  const auto callback_url = options.getCallbackUrl();
+  if (callback_url.size() > limits.max_callback_url_bytes) {
+    return too_long("the callback URL", callback_url.size(), limits.max_callback_url_bytes);
   }
-  if (options.getRequestId().size() > limits.max_key_bytes) {
-    return too_long("the request id", options.getRequestId().size(), limits.max_key_bytes);
-  }
-  req.callback_url = text(options.getCallbackUrl());
-  req.request_id = text(options.getRequestId());
+  const auto request_id = options.getRequestId();
+  if (request_id.size() > limits.max_key_bytes) return too_long("the request id", request_id.size(), limits.max_key_bytes);
+  req.callback_url = text(callback_url);
+  req.request_id = text(request_id);
   req.no_cache = options.getNoCache();
   req.stream_timeout_ms = options.getStreamTimeoutMs();
   req.wall_time_ms = options.getWallTimeMs();

@@ -389,6 +389,9 @@ TEST_F(RemoteTest, HostAndKeyComeFromTheEnvironmentAndTheirAbsenceSaysWhatToSet)
     EXPECT_EQ(c.endpoint().port, server_->port());
     EXPECT_EQ(c.env().protocol_version, transport::kProtocolVersion);
     EXPECT_EQ(c.env().websocket_port, server_->ws_port());
+    // The client accepts frames as large as the server sends: a STREAM value
+    // at the default --max-stream-bytes (64 MiB) with its header.
+    EXPECT_EQ(c.env().max_frame_bytes, (64ull << 20) + (1 << 20));
   }
   if (old_host) ::setenv("LOOM_HOST", saved_host.c_str(), 1); else ::unsetenv("LOOM_HOST");
   if (old_key) ::setenv("LOOM_API_KEY", saved_key.c_str(), 1); else ::unsetenv("LOOM_API_KEY");

@@ -7,6 +7,7 @@
 #include <capnp/serialize.h>
 
 #include <condition_variable>
+#include <functional>
 #include <fstream>
 #include <mutex>
 
@@ -184,7 +185,8 @@ TEST_F(HostileTest, CountBombsAreRefusedBeforeTheGraphIsBuilt) {
   start();
   const int64_t before = peak_rss_kib(server_->pid());
   ASSERT_GT(before, 0);
-  {  // 200,001 empty nodes: a few KB compressed
+  // A request for "tiny" with one invoke; `fill` writes its graph.
+  auto bomb = [](const std::function<void(schema::Graph::Builder)>& fill) {
     capnp::MallocMessageBuilder message;
     auto req = message.initRoot<wire::JobRequest>();
     req.setProtocolVersion(transport::kProtocolVersion);
@@ -192,25 +194,22 @@ TEST_F(HostileTest, CountBombsAreRefusedBeforeTheGraphIsBuilt) {
     auto g = req.initGraph();
     g.setVersion(1);
     g.setInvokes(1);
-    g.initNodes(200001);
+    fill(g);
     req.initInvokes(1);
-    std::string body = zstd_capnp(message);
+    return zstd_capnp(message);
+  };
+  {  // 200,001 empty nodes: a few KB compressed
+    std::string body = bomb([](auto g) { g.initNodes(200001); });
     ASSERT_LT(body.size(), 64u << 10);
     expect_error(submit(body, key_a_), 413, "RESOURCE_EXHAUSTED", {"200001 nodes, over the limit of 100000"});
   }
   {  // one op with 1,000,000 arguments
-    capnp::MallocMessageBuilder message;
-    auto req = message.initRoot<wire::JobRequest>();
-    req.setProtocolVersion(transport::kProtocolVersion);
-    req.setModelKey("tiny");
-    auto g = req.initGraph();
-    g.setVersion(1);
-    g.setInvokes(1);
-    auto op = g.initNodes(1)[0].initOp();
-    op.setSchema("aten::add.Tensor");
-    op.initArgs(1000000);
-    req.initInvokes(1);
-    expect_error(submit(zstd_capnp(message), key_a_), 413, "RESOURCE_EXHAUSTED",
+    std::string body = bomb([](auto g) {
+      auto op = g.initNodes(1)[0].initOp();
+      op.setSchema("aten::add.Tensor");
+      op.initArgs(1000000);
+    });
+    expect_error(submit(body, key_a_), 413, "RESOURCE_EXHAUSTED",
                  {"node 0", "1000000 arguments, over the limit of 64"});
   }
   const int64_t after = peak_rss_kib(server_->pid());
