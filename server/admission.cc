@@ -2,6 +2,7 @@
 
 #include "graph/sha256.h"
 #include "runtime/execute.h"
+#include "transport/internal/printable.h"
 #include "transport/request.h"
 #include "transport/wire.h"
 
@@ -63,8 +64,28 @@ Result<std::optional<SubmitAnswer>> Admission::answer_from_cache(JobRecord& job,
   return std::optional<SubmitAnswer>(SubmitAnswer{job.id, job.state, true, subscription});
 }
 
+Result<std::optional<SubmitAnswer>> Admission::answer_retry(const std::string& owner, const transport::JobRequest& req,
+                                                            SubmitRefusal* refusal) {
+  auto prior = store_.find_by_request_id(owner, req.request_id);
+  if (!prior.ok()) return prior.status();
+  if (!prior->has_value()) return std::optional<SubmitAnswer>();
+  // An idempotent retry sends the same request; another one under the
+  // same id is a client bug that must not silently get the old job.
+  auto before = blobs_.get(BlobKind::kRequest, (*prior)->id);
+  auto decoded = before.ok() ? transport::decode_request(*before, options_.decode_limits())
+                             : Result<transport::JobRequest>(before.status());
+  if (decoded.ok() && transport::request_identity(*decoded) != transport::request_identity(req)) {
+    if (refusal != nullptr) refusal->conflict = true;
+    return failed_precondition("request id \"" + transport::internal::printable(req.request_id, 80) +
+                               "\" was used for job " + (*prior)->id +
+                               " with a different request; give a new request id to each request");
+  }
+  return std::optional<SubmitAnswer>(SubmitAnswer{(*prior)->id, (*prior)->state, true});
+}
+
 Result<SubmitAnswer> Admission::submit(const std::string& owner, std::string_view body, Delivery::Listener listener,
-                                       int64_t* retry_after_s) {
+                                       SubmitRefusal* refusal) {
+  int64_t* retry_after_s = refusal != nullptr ? &refusal->retry_after_s : nullptr;
   LOOM_ASSIGN_OR_RETURN(transport::JobRequest req, transport::decode_request(body, options_.decode_limits()));
   auto model = execution_.find(req.model_key);
   if (!model) {
@@ -80,9 +101,8 @@ Result<SubmitAnswer> Admission::submit(const std::string& owner, std::string_vie
     if (!target.ok()) return target.status();
   }
   if (!req.request_id.empty()) {
-    auto prior = store_.find_by_request_id(owner, req.request_id);
-    if (!prior.ok()) return prior.status();
-    if (prior->has_value()) return SubmitAnswer{(*prior)->id, (*prior)->state, true};
+    LOOM_ASSIGN_OR_RETURN(std::optional<SubmitAnswer> prior, answer_retry(owner, req, refusal));
+    if (prior) return std::move(*prior);
   }
   JobRecord job;
   job.id = new_job_id();
@@ -99,10 +119,22 @@ Result<SubmitAnswer> Admission::submit(const std::string& owner, std::string_vie
   };
   // Results are cached per owner: a shared cache would tell one user what another ran.
   if (!req.no_cache && !has_stream_nodes(req.graph)) {
-    job.identity = sha256_hex(owner + "\n" + transport::request_identity(req));
+    // The model's revision joins the identity: a checkpoint swapped under
+    // the same key must not answer with the old one's results.
+    job.identity = sha256_hex(owner + "\n" + model->revision + "\n" + transport::request_identity(req));
     auto cached = answer_from_cache(job, subscription);
     if (!cached.ok()) return refuse(cached.status());
     if (cached->has_value()) return std::move(**cached);
+  }
+  // The per-key cap, counted in the store: restarts and other servers' jobs count too.
+  auto active = store_.count_active(owner);
+  if (!active.ok()) return refuse(active.status());
+  if (*active >= options_.max_active_per_key) {
+    if (retry_after_s != nullptr) *retry_after_s = 1;
+    return refuse(resource_exhausted("this API key has " + std::to_string(*active) +
+                                     " jobs queued or running, the most a key may have at once (" +
+                                     std::to_string(options_.max_active_per_key) +
+                                     ", --max-active-per-key); retry when some have ended"));
   }
   const std::string full = "the queue for " + model->device + " is full (" + std::to_string(options_.queue_capacity) +
                            " jobs); retry later";

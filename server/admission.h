@@ -20,8 +20,17 @@
 #include "server/callback_policy.h"
 #include "server/metrics.h"
 #include "server/server_options.h"
+#include "transport/request.h"
 
 namespace loom::server {
+
+// How the HTTP layer should answer a refused submit beyond its Status:
+// a full queue is worth retrying soon (429 + Retry-After), a request id
+// reused for another request is a conflict (409).
+struct SubmitRefusal {
+  int64_t retry_after_s = -1;
+  bool conflict = false;
+};
 
 struct SubmitAnswer {
   std::string job_id;
@@ -50,13 +59,19 @@ class Admission {
 
   // `listener`, when set, is subscribed to the new job before it is queued,
   // so it sees every event (a fast job may end before submit returns).
-  // A refusal worth retrying soon (the model's queue is full) sets
-  // `retry_after_s` to the seconds to wait (the HTTP Retry-After).
+  // A request id seen before answers with that job, if the request is the
+  // same; another request under it is refused (FAILED_PRECONDITION,
+  // `refusal->conflict`). A refusal worth retrying soon (queue full, key
+  // at its cap) sets `refusal->retry_after_s`.
   Result<SubmitAnswer> submit(const std::string& owner, std::string_view body, Delivery::Listener listener = {},
-                              int64_t* retry_after_s = nullptr);
+                              SubmitRefusal* refusal = nullptr);
   bool queue_full(const std::string& model) const;
 
  private:
+  // The job an earlier submit with this request id made, if the request is
+  // the same (FAILED_PRECONDITION, a conflict, if not); nullopt when none.
+  Result<std::optional<SubmitAnswer>> answer_retry(const std::string& owner, const transport::JobRequest& req,
+                                                   SubmitRefusal* refusal);
   // A cached job whose identity matches, answered at once; nullopt to run it.
   Result<std::optional<SubmitAnswer>> answer_from_cache(JobRecord& job, uint64_t subscription);
 

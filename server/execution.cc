@@ -32,11 +32,13 @@ Status Execution::start(const std::vector<ModelSpec>& models) {
     mo.device = spec.device;
     auto m = runtime::load_model(spec.path, mo);
     if (!m.ok()) return m.status().with_context("model \"" + spec.key + "\"");
+    auto revision = model_revision(spec.path);
+    if (!revision.ok()) return revision.status().with_context("model \"" + spec.key + "\"");
     auto& ex = executors_[spec.device];
     if (!ex) {
       ex = std::make_unique<Executor>(spec.device, options_.queue_capacity, [this](const std::string& id) { run_job(id); });
     }
-    models_[spec.key] = LoadedModel{spec, std::move(m).value(), ex.get()};
+    models_[spec.key] = LoadedModel{spec, std::move(m).value(), ex.get(), std::move(revision).value()};
   }
   // Recovery: what a previous process left unfinished.
   auto left = store_.list_by_state({JobState::kReceived, JobState::kQueued, JobState::kDispatched, JobState::kRunning});
@@ -96,7 +98,7 @@ const Execution::LoadedModel* Execution::find_model(const std::string& key) cons
 std::optional<Execution::ModelView> Execution::find(const std::string& key) const {
   const LoadedModel* lm = find_model(key);
   if (lm == nullptr) return std::nullopt;
-  return ModelView{lm->model.get(), lm->spec.device};
+  return ModelView{lm->model.get(), lm->spec.device, lm->revision};
 }
 
 std::string Execution::model_keys() const {
@@ -294,9 +296,24 @@ void Execution::run_loaded(JobRecord& job, const transport::JobRequest& req, con
     eo.limits.max_wall_time = std::min(eo.limits.max_wall_time, std::chrono::milliseconds(req.wall_time_ms));
   }
   eo.cancel = cancel;
+  // Every LOG event is stored: a graph of many log nodes (or a generation
+  // logging at every step) must not grow a job's history without bound.
+  uint64_t log_events = 0, log_bytes = 0;
   eo.on_log = [&](const std::string& text, const c10::IValue& v) {
-    (void)delivery_.emit(id, {{"type", event_type_name(EventType::kLog)}, {"text", text},
-                              {"value", runtime::log_summary(v)}});
+    if (log_events > options_.max_log_events_per_job) return;  // dropped, said once below
+    std::string value = runtime::log_summary(v);
+    log_bytes += text.size() + value.size();
+    if (++log_events > options_.max_log_events_per_job || log_bytes > options_.max_log_bytes_per_job) {
+      log_events = options_.max_log_events_per_job + 1;
+      (void)delivery_.emit(id, {{"type", event_type_name(EventType::kLog)},
+                                {"text", "further LOG events of this job are dropped: it reached the limit of " +
+                                             std::to_string(options_.max_log_events_per_job) + " events or " +
+                                             std::to_string(options_.max_log_bytes_per_job) +
+                                             " bytes (--max-log-events-per-job)"},
+                                {"value", ""}});
+      return;
+    }
+    (void)delivery_.emit(id, {{"type", event_type_name(EventType::kLog)}, {"text", text}, {"value", value}});
   };
   uint64_t stream_id = 0;
   std::chrono::milliseconds stream_timeout(req.stream_timeout_ms == 0 ? 60000 : req.stream_timeout_ms);
@@ -326,7 +343,9 @@ void Execution::run_loaded(JobRecord& job, const transport::JobRequest& req, con
 
 json Execution::models_json() const {
   json arr = json::array();
-  for (const auto& [k, m] : models_) arr.push_back({{"key", k}, {"kind", m.model->kind()}, {"device", m.spec.device}});
+  for (const auto& [k, m] : models_) {
+    arr.push_back({{"key", k}, {"kind", m.model->kind()}, {"device", m.spec.device}, {"revision", m.revision}});
+  }
   return json{{"models", arr}};
 }
 
@@ -334,7 +353,7 @@ Result<json> Execution::model_json(const std::string& key) const {
   const LoadedModel* lm = find_model(key);
   if (lm == nullptr) return not_found("unknown model \"" + key + "\" (this server has: " + model_keys() + ")");
   return json{{"key", key}, {"kind", lm->model->kind()}, {"device", lm->spec.device},
-              {"modules", lm->model->module_paths()}};
+              {"revision", lm->revision}, {"modules", lm->model->module_paths()}};
 }
 
 }  // namespace loom::server

@@ -53,6 +53,7 @@ class Execution {
   struct ModelView {
     const runtime::Model* model = nullptr;
     std::string device;
+    std::string revision;  // content hash of its files (model_revision)
   };
   std::optional<ModelView> find(const std::string& key) const;
   std::string model_keys() const;  // "a, b" for messages
@@ -81,6 +82,7 @@ class Execution {
     ModelSpec spec;
     std::unique_ptr<runtime::Model> model;
     Executor* executor;
+    std::string revision;
   };
   // A restart that finds a job running for the second time fails it.
   static constexpr int64_t kMaxDeathsPerJob = 2;

@@ -32,9 +32,24 @@ StringResponse make_error(const Status& s, unsigned version, bool keep_alive, ht
 }
 
 Session::Session(ApiContext ctx, tcp::socket socket) : ctx_(ctx), stream_(std::move(socket)) {
+  ++*ctx_.open_sessions;
   // Beast reads at most the buffer's free capacity (512 bytes when empty):
   // reserve room so a body arrives in a few reads, not hundreds.
   buffer_.reserve(64 << 10);
+}
+
+Session::~Session() { --*ctx_.open_sessions; }
+
+void Session::start() {
+  const size_t cap = ctx_.service.options().max_http_connections;
+  if (ctx_.open_sessions->load() > cap) {
+    Status s(StatusCode::kUnavailable, "the server holds its limit of " + std::to_string(cap) +
+                                           " open connections (--max-http-connections); retry later");
+    StringResponse res = make_error(s, 11, false);
+    res.set(http::field::retry_after, "1");
+    return send(std::move(res), /*close_after=*/true);
+  }
+  read();
 }
 
 void Session::read() {
@@ -187,18 +202,29 @@ void Session::end_wait(const std::shared_ptr<JobEndWait>& w, const char* state, 
 
 struct HttpApi::Impl : std::enable_shared_from_this<HttpApi::Impl> {
   Impl(asio::io_context& io_, JobService& s, Metrics& m, const uint16_t* wsp)
-      : io(io_), ctx{s, m, wsp}, acceptor(io_) {}
+      : io(io_), ctx{s, m, wsp, &open_sessions}, acceptor(io_), backoff(io_) {}
 
   asio::io_context& io;
+  std::atomic<size_t> open_sessions{0};
   ApiContext ctx;
   tcp::acceptor acceptor;
+  asio::steady_timer backoff;
   bool stopped = false;
 
   void accept() {
     acceptor.async_accept(asio::make_strand(io), [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
       if (self->stopped) return;
-      if (!ec) std::make_shared<Session>(self->ctx, std::move(socket))->start();
-      self->accept();
+      if (!ec) {
+        std::make_shared<Session>(self->ctx, std::move(socket))->start();
+        return self->accept();
+      }
+      // Out of descriptors (EMFILE) or another accept error: accepting again
+      // at once would fail again at once and spin a core; wait a little.
+      if (ec != asio::error::no_descriptors) std::cerr << "loom-server: accept: " << ec.message() << "\n";
+      self->backoff.expires_after(std::chrono::milliseconds(100));
+      self->backoff.async_wait([self](beast::error_code) {
+        if (!self->stopped) self->accept();
+      });
     });
   }
 };
@@ -228,6 +254,7 @@ void HttpApi::stop() {
   impl_->stopped = true;
   beast::error_code ec;
   impl_->acceptor.close(ec);
+  impl_->backoff.cancel();
 }
 
 std::vector<std::pair<std::string, std::string>> HttpApi::route_list() {

@@ -154,13 +154,15 @@ void Session::submit_job(Call& call) {
     waiter = std::make_shared<JobEndWait>(stream_.get_executor());
     listener = end_listener(waiter);
   }
-  int64_t retry_after_s = -1;
-  auto r = ctx_.service.submit(call.owner, call.req.body(), std::move(listener), &retry_after_s);
+  SubmitRefusal refusal;
+  auto r = ctx_.service.submit(call.owner, call.req.body(), std::move(listener), &refusal);
   if (!r.ok()) {
-    // A full queue is worth retrying soon (429 + Retry-After); other limits are not (413).
-    if (retry_after_s < 0) return send_error(call, r.status());
+    // A request id reused for another request is a conflict (409); a full
+    // queue is worth retrying soon (429 + Retry-After); other limits are not (413).
+    if (refusal.conflict) return send_error(call, r.status(), http::status::conflict);
+    if (refusal.retry_after_s < 0) return send_error(call, r.status());
     StringResponse res = make_error(r.status(), call.version(), call.keep_alive(), http::status::too_many_requests);
-    res.set(http::field::retry_after, std::to_string(retry_after_s));
+    res.set(http::field::retry_after, std::to_string(refusal.retry_after_s));
     return send(std::move(res));
   }
   json answer = {{"job_id", r->job_id}, {"state", job_state_name(r->state)}, {"deduplicated", r->deduplicated}};

@@ -26,9 +26,9 @@ void JobService::drain() {
 }
 
 Result<SubmitAnswer> JobService::submit(const std::string& owner, std::string_view body, Listener listener,
-                                        int64_t* retry_after_s) {
+                                        SubmitRefusal* refusal) {
   if (draining_) return Status(StatusCode::kUnavailable, "the server is shutting down; retry on another server or later");
-  return admission_.submit(owner, body, std::move(listener), retry_after_s);
+  return admission_.submit(owner, body, std::move(listener), refusal);
 }
 
 Result<JobRecord> JobService::owned_job(const std::string& owner, const std::string& id) {

@@ -46,7 +46,7 @@ class JobService {
   Result<std::string> authenticate(const std::string& api_key) { return admission_.authenticate(api_key); }
   // See Admission::submit; UNAVAILABLE while draining.
   Result<SubmitAnswer> submit(const std::string& owner, std::string_view body, Listener listener = {},
-                              int64_t* retry_after_s = nullptr);
+                              SubmitRefusal* refusal = nullptr);
 
   Result<nlohmann::json> snapshot(const std::string& owner, const std::string& id);
   Result<nlohmann::json> list(const std::string& owner);

@@ -88,6 +88,8 @@ class JobStore {
   virtual Result<std::optional<JobRecord>> find_completed(const std::string& identity) = 0;
   // A job this owner submitted with this request id, if any (idempotent retry).
   virtual Result<std::optional<JobRecord>> find_by_request_id(const std::string& owner, const std::string& request_id) = 0;
+  // This owner's jobs not in a terminal state (the per-key cap).
+  virtual Result<uint64_t> count_active(const std::string& owner) = 0;
   // Terminal jobs last updated before `before_ms` (retention sweep).
   virtual Result<std::vector<JobRecord>> list_expired(int64_t before_ms) = 0;
   virtual Status remove(const std::string& id) = 0;  // the job, its events and blobs

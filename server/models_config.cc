@@ -1,11 +1,17 @@
 #include "server/models_config.h"
 
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
 #include <yaml-cpp/yaml.h>
 
 #include <fstream>
 #include <regex>
 #include <set>
 #include <sstream>
+
+#include "graph/sha256.h"
 
 namespace loom::server {
 
@@ -73,6 +79,36 @@ Result<std::vector<ModelSpec>> load_models_config(const std::string& path) {
   auto r = parse_models_config(ss.str(), base);
   if (!r.ok()) return r.status().with_context(path);
   return r;
+}
+
+Result<std::string> model_revision(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::vector<fs::path> files;
+  if (fs::is_directory(path, ec)) {
+    for (fs::recursive_directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec)) {
+      if (it->is_regular_file(ec)) files.push_back(it->path());
+    }
+    if (ec) return Status(StatusCode::kUnavailable, "cannot list " + path + ": " + ec.message());
+    std::sort(files.begin(), files.end());
+  } else {
+    files.push_back(path);
+  }
+  Sha256 hash;
+  std::vector<char> buf(1 << 20);
+  for (const fs::path& f : files) {
+    const std::string name = fs::relative(f, fs::is_directory(path, ec) ? fs::path(path) : f.parent_path(), ec).string();
+    hash.update(name);
+    hash.update(std::string_view("\0", 1));
+    std::ifstream in(f, std::ios::binary);
+    if (!in) return Status(StatusCode::kUnavailable, "cannot read " + f.string() + " to compute the model's revision");
+    while (in) {
+      in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+      hash.update(std::string_view(buf.data(), static_cast<size_t>(in.gcount())));
+    }
+    hash.update(std::string_view("\0", 1));
+  }
+  return hash.hex_digest();
 }
 
 }  // namespace loom::server

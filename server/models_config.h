@@ -21,4 +21,11 @@ struct ModelSpec {
 Result<std::vector<ModelSpec>> parse_models_config(const std::string& text, const std::string& base_dir = "");
 Result<std::vector<ModelSpec>> load_models_config(const std::string& path);
 
+// The model's revision: SHA-256 (hex) over the relative names and contents of
+// the files at `path` (a directory, walked in name order, or one file). It
+// joins every request's identity, so a checkpoint swapped under the same key
+// is never answered from the old one's results. Reads every byte once at
+// load (about a second per GB here).
+Result<std::string> model_revision(const std::string& path);
+
 }  // namespace loom::server

@@ -80,7 +80,10 @@ json schemas() {
   s["ModelSummary"] = {{"type", "object"},
                        {"required", {"key", "kind", "device"}},
                        {"properties",
-                        {{"key", {{"type", "string"}}}, {"kind", {{"type", "string"}}}, {"device", {{"type", "string"}}}}}};
+                        {{"key", {{"type", "string"}}},
+                         {"kind", {{"type", "string"}}},
+                         {"device", {{"type", "string"}}},
+                         {"revision", {{"type", "string"}, {"description", "SHA-256 of the model's files"}}}}}};
   s["Model"] = {{"allOf", {ref("ModelSummary"),
                            {{"type", "object"},
                             {"required", {"modules"}},
@@ -157,6 +160,7 @@ json openapi_document(const std::string& server_version) {
        with_common_errors({{"200", {{"description", "ended within wait_ms"}, {"content", json_content(ref("SubmitAnswer"))}}},
                            {"202", {{"description", "accepted"}, {"content", json_content(ref("SubmitAnswer"))}}},
                            {"404", error_response("unknown model")},
+                           {"409", error_response("the request id was used for a different request")},
                            {"413", error_response("body, graph or text over a limit")},
                            {"429", error_response("queue full: retry after Retry-After seconds")},
                            {"503", error_response("the server is draining")}})}};

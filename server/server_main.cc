@@ -75,6 +75,11 @@ int main(int argc, char** argv) {
   app.add_option("--url-lifetime", url_lifetime_s, "seconds a presigned result URL stays valid");
   app.add_option("--retention", retention_s, "seconds finished jobs and results are kept");
   app.add_option("--queue-capacity", opt.queue_capacity, "jobs waiting per device before 429");
+  app.add_option("--max-active-per-key", opt.max_active_per_key, "jobs one API key may have queued or running (429 beyond)");
+  app.add_option("--max-http-connections", opt.max_http_connections, "open HTTP connections (503 beyond)");
+  app.add_option("--max-ws-connections", opt.max_ws_connections, "open WebSocket connections (503 beyond)");
+  app.add_option("--max-log-events-per-job", opt.max_log_events_per_job,
+                 "LOG events one job run stores; later ones are dropped, with one notice");
   app.add_option("--max-body-bytes", opt.request_limits.max_body_bytes, "largest POST /v1/jobs body");
   app.add_option("--max-stream-bytes", opt.max_stream_bytes, "largest tensor set of one STREAM request or reply");
   uint64_t max_stream_timeout_ms = opt.max_stream_timeout.count();

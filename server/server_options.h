@@ -23,6 +23,18 @@ struct ServerOptions {
   std::chrono::seconds retention{7 * 24 * 3600};    // finished jobs and results are deleted after this
   // Jobs waiting per device; beyond it POST /v1/jobs answers 429 + Retry-After.
   size_t queue_capacity = 1024;
+  // Jobs one API key may have queued or running at once: one user's burst
+  // cannot take the whole queue from the others. Beyond it 429 + Retry-After.
+  size_t max_active_per_key = 256;
+  // Open HTTP connections (idle keep-alive ones included) and WebSocket
+  // connections: each holds buffers and a socket. Beyond them a new HTTP
+  // connection is answered 503 and closed, a WebSocket handshake refused 503.
+  size_t max_http_connections = 4096;
+  size_t max_ws_connections = 4096;
+  // LOG events one job run may store (and their text + summary bytes): each
+  // is a row in the job's history, replayed to every client that attaches.
+  uint64_t max_log_events_per_job = 1000;
+  uint64_t max_log_bytes_per_job = 1 << 20;
   transport::RequestLimits request_limits;  // body size, decompressed size, Cap'n Proto traversal
   runtime::Limits run_limits;               // per job: nodes, saved bytes, wall time
   // What requests are decoded under: request_limits with run_limits' graph
@@ -50,6 +62,11 @@ struct ServerOptions {
   std::chrono::milliseconds webhook_timeout{5000};
   // WebSocket frames from clients (STREAM replies) larger than this are refused.
   uint64_t max_ws_frame_bytes = 96ull << 20;
+  // Bytes queued to one event socket and not yet read by its client (a
+  // STREAM frame at max_stream_bytes fits, with room for the events around
+  // it): beyond it the socket is closed, so a client that stops reading
+  // cannot grow the server's memory.
+  uint64_t max_ws_outbound_bytes = 128ull << 20;
   // Tensor bytes of one STREAM request or reply (safetensors), each way.
   uint64_t max_stream_bytes = 64ull << 20;
   // Upper bound on a job's stream deadline (its request asks for its own,

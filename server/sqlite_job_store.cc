@@ -42,6 +42,7 @@ CREATE INDEX IF NOT EXISTS jobs_owner_created ON jobs (owner, created_ms);
 CREATE INDEX IF NOT EXISTS jobs_identity_state ON jobs (identity, state);
 CREATE INDEX IF NOT EXISTS jobs_owner_request ON jobs (owner, request_id);
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
+CREATE INDEX IF NOT EXISTS jobs_owner_state ON jobs (owner, state);
 CREATE TABLE IF NOT EXISTS events (
   job_id TEXT NOT NULL,
   seq    INTEGER NOT NULL,
@@ -515,6 +516,19 @@ Result<std::optional<JobRecord>> SqliteJobStore::find_by_request_id(const std::s
   if (!row) return std::optional<JobRecord>();
   LOOM_ASSIGN_OR_RETURN(JobRecord j, read_job_row(st));
   return std::optional<JobRecord>(std::move(j));
+}
+
+Result<uint64_t> SqliteJobStore::count_active(const std::string& owner) {
+  std::lock_guard<std::mutex> lock(mu_);
+  LOOM_ASSIGN_OR_RETURN(Statement st, prepare("SELECT COUNT(*) FROM jobs WHERE owner = ?1 AND state IN (?2, ?3, ?4, ?5)",
+                                              "count active jobs"));
+  st.bind(1, owner);
+  int i = 2;
+  for (JobState s : {JobState::kReceived, JobState::kQueued, JobState::kDispatched, JobState::kRunning}) {
+    st.bind(i++, std::string(job_state_name(s)));
+  }
+  LOOM_ASSIGN_OR_RETURN(bool row, st.step());
+  return row ? static_cast<uint64_t>(st.int64(0)) : uint64_t{0};
 }
 
 Result<std::vector<JobRecord>> SqliteJobStore::list_expired(int64_t before_ms) {

@@ -57,6 +57,7 @@ class SqliteJobStore : public JobStore {
   Result<std::optional<JobRecord>> find_by_request_id(const std::string& owner,
                                                       const std::string& request_id) override;
   Result<std::vector<JobRecord>> list_expired(int64_t before_ms) override;
+  Result<uint64_t> count_active(const std::string& owner) override;
   // NOT_FOUND if the job does not exist.
   Status remove(const std::string& id) override;
   Status put_blob(int kind, const std::string& id, std::string_view bytes) override;

@@ -52,7 +52,10 @@ struct WsEvents::Impl : std::enable_shared_from_this<WsEvents::Impl> {
     h.on_message = [weak](Hdl id, const std::string& payload, bool binary) {
       if (auto self = weak.lock()) self->on_message(id, payload, binary);
     };
-    server = std::make_unique<WebSocketServer>(io, std::move(h), service.options().max_ws_frame_bytes);
+    WebSocketServer::Limits limits;
+    limits.max_message_bytes = service.options().max_ws_frame_bytes;
+    limits.max_outbound_bytes = service.options().max_ws_outbound_bytes;
+    server = std::make_unique<WebSocketServer>(io, std::move(h), limits);
   }
 
   // A client's STREAM_REPLY. Frames that cannot be placed get a REJECTED
@@ -81,6 +84,11 @@ struct WsEvents::Impl : std::enable_shared_from_this<WsEvents::Impl> {
   }
 
   std::optional<WebSocketServer::Refusal> validate(Hdl h, const WebSocketServer::Handshake& hs) {
+    const size_t cap = service.options().max_ws_connections;
+    if (follows.size() >= cap) {
+      return refuse(Status(StatusCode::kUnavailable, "the server holds its limit of " + std::to_string(cap) +
+                                                         " event sockets (--max-ws-connections); retry later"));
+    }
     const std::string& resource = hs.resource;
     std::string path = resource.substr(0, resource.find('?'));
     std::string query = resource.find('?') == std::string::npos ? "" : resource.substr(resource.find('?') + 1);

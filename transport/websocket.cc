@@ -1,6 +1,7 @@
 #include "transport/websocket.h"
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <websocketpp/client.hpp>
 #include <websocketpp/config/asio_no_tls.hpp>
 #include <websocketpp/config/asio_no_tls_client.hpp>
@@ -27,10 +28,14 @@ websocketpp::frame::opcode::value opcode(bool binary) {
 // ---------------------------------------------------------------- server
 
 struct WebSocketServer::Impl : std::enable_shared_from_this<WebSocketServer::Impl> {
-  Impl(boost::asio::io_context& io_, Handlers h) : io(io_), handlers(std::move(h)) {}
+  Impl(boost::asio::io_context& io_, Handlers h, Limits l)
+      : io(io_), handlers(std::move(h)), limits(l), ping_timer(io_) {}
 
   boost::asio::io_context& io;
   Handlers handlers;
+  Limits limits;
+  boost::asio::steady_timer ping_timer;
+  bool stopped = false;
   WsServer server;
   ConnectionId next_id = 1;
   std::map<Hdl, ConnectionId, std::owner_less<Hdl>> ids;
@@ -42,7 +47,18 @@ struct WebSocketServer::Impl : std::enable_shared_from_this<WebSocketServer::Imp
     server.init_asio(&io);
     server.set_reuse_addr(true);
     server.set_max_message_size(static_cast<size_t>(max_message_bytes));
+    const auto pong = limits.ping_interval.count() > 0 ? std::min(limits.pong_timeout, limits.ping_interval / 2)
+                                                       : limits.pong_timeout;
+    server.set_pong_timeout(static_cast<long>(pong.count()));
     std::weak_ptr<Impl> weak = shared_from_this();
+    server.set_pong_timeout_handler([weak](Hdl h, std::string) {
+      auto self = weak.lock();
+      if (!self) return;
+      // No close handshake with a peer that answers nothing: drop it now.
+      websocketpp::lib::error_code ec;
+      WsServer::connection_ptr con = self->server.get_con_from_hdl(h, ec);
+      if (!ec && con) con->terminate(ec);
+    });
     server.set_validate_handler([weak](Hdl h) {
       auto self = weak.lock();
       return self && self->validate(h);
@@ -108,6 +124,22 @@ struct WebSocketServer::Impl : std::enable_shared_from_this<WebSocketServer::Imp
     return false;
   }
 
+  // Pings every open connection, then again after the interval.
+  void schedule_pings() {
+    if (limits.ping_interval.count() <= 0 || stopped) return;
+    ping_timer.expires_after(limits.ping_interval);
+    std::weak_ptr<Impl> weak = shared_from_this();
+    ping_timer.async_wait([weak](const boost::system::error_code& e) {
+      auto self = weak.lock();
+      if (e || !self || self->stopped) return;
+      for (const auto& [id, h] : self->hdls) {
+        websocketpp::lib::error_code ec;
+        self->server.ping(h, "", ec);  // fails for a connection not open yet: fine
+      }
+      self->schedule_pings();
+    });
+  }
+
   void forget(Hdl h) {
     auto it = ids.find(h);
     if (it == ids.end()) return;
@@ -122,9 +154,9 @@ struct WebSocketServer::Impl : std::enable_shared_from_this<WebSocketServer::Imp
   }
 };
 
-WebSocketServer::WebSocketServer(boost::asio::io_context& io, Handlers handlers, uint64_t max_message_bytes)
-    : impl_(std::make_shared<Impl>(io, std::move(handlers))) {
-  impl_->init(max_message_bytes);
+WebSocketServer::WebSocketServer(boost::asio::io_context& io, Handlers handlers, Limits limits)
+    : impl_(std::make_shared<Impl>(io, std::move(handlers), limits)) {
+  impl_->init(limits.max_message_bytes);
 }
 
 WebSocketServer::~WebSocketServer() { stop_listening(); }
@@ -138,6 +170,7 @@ Status WebSocketServer::listen(const std::string& host, uint16_t port) {
   if (ec) return Status(StatusCode::kUnavailable, "WebSocket listener: " + ec.message());
   impl_->server.start_accept(ec);
   if (ec) return Status(StatusCode::kUnavailable, "WebSocket accept: " + ec.message());
+  impl_->schedule_pings();
   return Status();
 }
 
@@ -147,6 +180,8 @@ uint16_t WebSocketServer::port() const {
 }
 
 void WebSocketServer::stop_listening() {
+  impl_->stopped = true;
+  impl_->ping_timer.cancel();
   websocketpp::lib::error_code ec;
   if (impl_->server.is_listening()) impl_->server.stop_listening(ec);
 }
@@ -155,7 +190,13 @@ void WebSocketServer::send(ConnectionId id, std::string_view payload, bool binar
   auto it = impl_->hdls.find(id);
   if (it == impl_->hdls.end()) return;
   websocketpp::lib::error_code ec;
-  impl_->server.send(it->second, payload.data(), payload.size(), opcode(binary), ec);
+  WsServer::connection_ptr con = impl_->server.get_con_from_hdl(it->second, ec);
+  if (ec || !con) return;
+  if (con->get_buffered_amount() + payload.size() > impl_->limits.max_outbound_bytes) {
+    con->close(websocketpp::close::status::policy_violation, "the client reads too slowly", ec);
+    return;
+  }
+  ec = con->send(payload.data(), payload.size(), opcode(binary));
 }
 
 void WebSocketServer::close(ConnectionId id, CloseCode code, const std::string& reason) {

@@ -27,6 +27,7 @@ namespace loom::transport {
 enum class CloseCode : uint16_t {
   kNormal = 1000,
   kGoingAway = 1001,
+  kPolicyViolation = 1008,
   kTooBig = 1009,
   kInternalError = 1011,
 };
@@ -57,7 +58,22 @@ class WebSocketServer {
     std::function<void(ConnectionId)> on_close;
   };
 
-  WebSocketServer(boost::asio::io_context& io, Handlers handlers, uint64_t max_message_bytes);
+  struct Limits {
+    uint64_t max_message_bytes = 96ull << 20;  // a frame from a client; larger closes with 1009
+    // Bytes queued for one connection and not yet taken by the kernel: a
+    // client that stops reading is closed (1008) instead of growing the
+    // server's memory without bound.
+    uint64_t max_outbound_bytes = 256ull << 20;
+    // Every connection is pinged this often; one that does not answer within
+    // pong_timeout is dropped: a vanished client does not hold its socket,
+    // subscription and buffers until TCP notices. 0: no pings. A ping
+    // restarts websocketpp's pong timer, so the timeout must be shorter than
+    // the interval (it is capped at half of it).
+    std::chrono::milliseconds ping_interval{30000};
+    std::chrono::milliseconds pong_timeout{10000};
+  };
+
+  WebSocketServer(boost::asio::io_context& io, Handlers handlers, Limits limits);
   ~WebSocketServer();
   WebSocketServer(const WebSocketServer&) = delete;
   WebSocketServer& operator=(const WebSocketServer&) = delete;
@@ -65,7 +81,8 @@ class WebSocketServer {
   Status listen(const std::string& host, uint16_t port);
   uint16_t port() const;
   void stop_listening();
-  // Dropped when the connection is gone (its on_close has run or will).
+  // Dropped when the connection is gone (its on_close has run or will); a
+  // connection whose queue would pass max_outbound_bytes is closed (1008).
   void send(ConnectionId id, std::string_view payload, bool binary);
   void close(ConnectionId id, CloseCode code, const std::string& reason);
   std::vector<ConnectionId> connections() const;

@@ -11,6 +11,7 @@
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -38,6 +39,7 @@ struct ApiContext {
   JobService& service;
   Metrics& metrics;
   const uint16_t* ws_port;
+  std::atomic<size_t>* open_sessions;  // counted by Session's constructor and destructor
 };
 
 // A request waiting for its job's end before it answers (I/O thread only):
@@ -79,7 +81,9 @@ const std::vector<Route>& routes();
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(ApiContext ctx, tcp::socket socket);
-  void start() { read(); }
+  ~Session();
+  // Reads the first request; over the connection cap, answers 503 and closes.
+  void start();
 
   // Route handlers (http_routes.cc), one per route.
   void healthz(Call& call);

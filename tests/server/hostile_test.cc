@@ -296,3 +296,133 @@ TEST(CallbackPolicy, ChecksEveryAddressAgainstTheRulesAndTheAllowedRanges) {
 
 }  // namespace
 }  // namespace loom::testing
+
+namespace loom::testing {
+namespace {
+
+TEST_F(HostileTest, OneKeyCannotHoldMoreActiveJobsThanItsCap) {
+  start({"--max-active-per-key", "2"});
+  ASSERT_FALSE(submit_ok(slow_job(60), key_a_).empty());
+  ASSERT_FALSE(submit_ok(slow_job(61), key_a_).empty());
+  HttpResponse third = submit(slow_job(62), key_a_);
+  expect_error(third, 429, "RESOURCE_EXHAUSTED", {"2 jobs queued or running", "--max-active-per-key"});
+  EXPECT_EQ(third.header("retry-after"), "1");
+  // Another key is not held back by alice's burst.
+  EXPECT_FALSE(submit_ok(slow_job(63), key_b_).empty());
+}
+
+TEST_F(HostileTest, ConnectionsOverTheCapGet503AndTheServerRecovers) {
+  start({"--max-http-connections", "4"});
+  boost::asio::io_context io;
+  std::vector<std::unique_ptr<boost::asio::ip::tcp::socket>> idle;
+  for (int i = 0; i < 4; ++i) {
+    auto s = std::make_unique<boost::asio::ip::tcp::socket>(io);
+    s->connect({boost::asio::ip::address_v4::loopback(), port_});
+    idle.push_back(std::move(s));
+  }
+  // The accept loop has taken them once a request on a fifth is answered.
+  HttpResponse over;
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    over = http_request(port_, "GET", "/healthz");
+    if (over.status == 503) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  expect_error(over, 503, "UNAVAILABLE", {"limit of 4 open connections", "--max-http-connections"});
+  idle.clear();  // the idle clients leave
+  HttpResponse back;
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    back = http_request(port_, "GET", "/healthz");
+    if (back.status == 200) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(back.status, 200) << back.describe();
+}
+
+}  // namespace
+}  // namespace loom::testing
+
+namespace loom::testing {
+namespace {
+
+TEST_F(HostileTest, AJobsLogHistoryIsBounded) {
+  start({"--max-log-events-per-job", "5"});
+  Builder b;
+  Value h = b.module("transformer.h.0").output(0);
+  for (int i = 0; i < 40; ++i) b.log("step " + std::to_string(i), h.mean({0, 1, 2}));
+  b.output().save("logits");
+  std::string id = submit_ok(job_body("tiny", b.graph(), token_ids(1, 4, 70), true), key_a_);
+  ASSERT_FALSE(id.empty());
+  EXPECT_EQ(wait_terminal(id, key_a_).value("state", ""), "COMPLETED");
+  EventStreamOutcome ws = follow_job_events(websocket_port(), key_a_, id, 0, 10s);
+  int logs = 0;
+  bool notice = false;
+  for (const json& ev : ws.events) {
+    if (!ev.is_object() || ev.value("type", "") != "LOG") continue;
+    ++logs;
+    notice = notice || ev.value("text", "").find("are dropped") != std::string::npos;
+  }
+  EXPECT_EQ(logs, 6) << "5 LOG events and one notice";
+  EXPECT_TRUE(notice);
+}
+
+}  // namespace
+}  // namespace loom::testing
+
+namespace loom::testing {
+namespace {
+
+std::string with_request_id(const graph::Graph& g, const at::Tensor& ids, const std::string& request_id) {
+  transport::JobRequest req;
+  req.model_key = "tiny";
+  req.graph = g;
+  req.invokes = {{runtime::to_tensor_data(ids).value()}};
+  req.request_id = request_id;
+  req.no_cache = true;  // the id, not the cache, must make the retry idempotent
+  return transport::encode_request(req);
+}
+
+TEST_F(HostileTest, ARequestIdIsIdempotentForTheSameRequestAndAConflictForAnother) {
+  start();
+  Builder b;
+  b.output().save("logits");
+  std::string first = submit_ok(with_request_id(b.graph(), token_ids(1, 4, 80), "retry-1"), key_a_);
+  ASSERT_FALSE(first.empty());
+  HttpResponse again = submit(with_request_id(b.graph(), token_ids(1, 4, 80), "retry-1"), key_a_);
+  ASSERT_EQ(again.status, 202) << again.describe();
+  EXPECT_EQ(again.json().value("job_id", ""), first);
+  EXPECT_TRUE(again.json().value("deduplicated", false));
+  HttpResponse other = submit(with_request_id(b.graph(), token_ids(1, 4, 81), "retry-1"), key_a_);
+  expect_error(other, 409, "FAILED_PRECONDITION", {"request id \"retry-1\" was used for job " + first,
+                                                   "different request"});
+  // Request ids are per key: bob's "retry-1" is his own job.
+  std::string bobs = submit_ok(with_request_id(b.graph(), token_ids(1, 4, 81), "retry-1"), key_b_);
+  EXPECT_FALSE(bobs.empty());
+  EXPECT_NE(bobs, first);
+}
+
+TEST_F(HostileTest, ASwappedCheckpointIsNotAnsweredFromTheOldOnesResults) {
+  // A model of this test's own, so the shared checkpoints stay as they are.
+  const std::string ckpt = dir_.file("swapped");
+  ASSERT_TRUE(runtime::write_random_gpt2_checkpoint(ckpt, runtime::Gpt2Config::tiny(), 90).ok());
+  const std::string models = dir_.file("swapped.json");
+  std::ofstream(models) << json{{"models", {{{"key", "tiny"}, {"path", ckpt}, {"device", "cpu"}}}}}.dump();
+  auto run = [&](const std::string& body) {
+    server_.reset();
+    server_ = std::make_unique<ServerProcess>(ServerArgs{models, data_dir_, dir_.file("server.log"), {}});
+    port_ = server_->http_port();
+    HttpResponse r = http_request(port_, "POST", "/v1/jobs?wait_ms=5000", loom_headers(key_a_), body);
+    EXPECT_EQ(r.status, 200) << r.describe();
+    return r.json();
+  };
+  const std::string body = tiny_job(91);
+  json before = run(body);
+  EXPECT_FALSE(before.value("deduplicated", true));
+  EXPECT_TRUE(run(body).value("deduplicated", false)) << "the same checkpoint answers from its result";
+  ASSERT_TRUE(runtime::write_random_gpt2_checkpoint(ckpt, runtime::Gpt2Config::tiny(), 92).ok());
+  json after = run(body);
+  EXPECT_FALSE(after.value("deduplicated", true)) << "new weights under the same key reused an old result";
+  EXPECT_NE(after["event"].value("result_sha256", ""), before["event"].value("result_sha256", ""));
+}
+
+}  // namespace
+}  // namespace loom::testing

@@ -6,7 +6,13 @@
 #include <boost/asio/post.hpp>
 #include <gtest/gtest.h>
 
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/streambuf.hpp>
+#include <boost/asio/write.hpp>
+
 #include <condition_variable>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -32,9 +38,19 @@ class EchoServer {
     };
     h.on_message = [this](WebSocketServer::ConnectionId id, const std::string& payload, bool binary) {
       if (payload == "throw") throw std::runtime_error("handler exploded");
+      if (payload == "flood") {  // far more than the outbound limit, at once
+        const std::string chunk(64 << 10, 'x');
+        for (int i = 0; i < 256; ++i) server_->send(id, chunk, true);
+        return;
+      }
       server_->send(id, "echo:" + payload, binary);
     };
-    server_ = std::make_unique<WebSocketServer>(io_, std::move(h), 1 << 20);
+    WebSocketServer::Limits limits;
+    limits.max_message_bytes = 1 << 20;
+    limits.max_outbound_bytes = 1 << 20;
+    limits.ping_interval = 100ms;
+    limits.pong_timeout = 50ms;
+    server_ = std::make_unique<WebSocketServer>(io_, std::move(h), limits);
     EXPECT_TRUE(server_->listen("127.0.0.1", 0).ok());
     guard_.emplace(io_.get_executor());
     thread_ = std::thread([this] { io_.run(); });
@@ -46,6 +62,12 @@ class EchoServer {
     thread_.join();
   }
   uint16_t port() const { return server_->port(); }
+  // Open connections, read on the server's thread.
+  size_t connections() {
+    std::promise<size_t> n;
+    boost::asio::post(io_, [&] { n.set_value(server_->connections().size()); });
+    return n.get_future().get();
+  }
 
  private:
   boost::asio::io_context io_;
@@ -139,6 +161,43 @@ TEST(WebSocket, AThrowingHandlerClosesItsSocketWith1011AndTheServerGoesOn) {
   ASSERT_TRUE(seen2.wait([&] { return !seen2.messages.empty(); }));
   EXPECT_EQ(seen2.messages[0].first, "echo:still there?");
   again.stop();
+}
+
+TEST(WebSocket, AClientThatDoesNotKeepUpIsClosedInsteadOfQueuedWithoutBound) {
+  EchoServer server;
+  WebSocketClient client({});
+  ASSERT_TRUE(client.start().ok());
+  Seen seen;
+  client.post([&] { (void)client.connect(uri(server.port(), "/echo"), {{"X-Token", "t"}}, record(seen)); });
+  ASSERT_TRUE(seen.wait([&] { return seen.opened; }));
+  // 16 MiB sent at once cannot all be taken by the socket: past 1 MiB queued
+  // the server closes with 1008 and the rest is not queued.
+  client.post([&] { client.send("flood", false); });
+  ASSERT_TRUE(seen.wait([&] { return seen.close_code >= 0; }));
+  EXPECT_EQ(seen.close_code, 1008);
+  EXPECT_LT(seen.messages.size(), 256u);
+  client.stop();
+}
+
+TEST(WebSocket, AClientThatStopsAnsweringPingsIsClosed) {
+  EchoServer server;
+  // A hand-made client: it completes the handshake, then never reads or
+  // answers anything, like a peer that vanished without a FIN.
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket s(io);
+  s.connect({boost::asio::ip::address_v4::loopback(), server.port()});
+  const std::string upgrade =
+      "GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nX-Token: t\r\n\r\n";
+  boost::asio::write(s, boost::asio::buffer(upgrade));
+  boost::asio::streambuf response;
+  boost::asio::read_until(s, response, "\r\n\r\n");
+  std::string head(boost::asio::buffers_begin(response.data()), boost::asio::buffers_end(response.data()));
+  ASSERT_NE(head.find("101"), std::string::npos) << head;
+  EXPECT_EQ(server.connections(), 1u);
+  // Pinged every 100 ms, no pong within 50 ms: closed well within 5 s.
+  for (int i = 0; i < 250 && server.connections() > 0; ++i) std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(server.connections(), 0u) << "the silent client still holds its connection";
 }
 
 TEST(WebSocket, AMalformedAddressIsAnErrorNotACrash) {
