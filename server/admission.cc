@@ -126,15 +126,19 @@ Result<SubmitAnswer> Admission::submit(const std::string& owner, std::string_vie
     if (!cached.ok()) return refuse(cached.status());
     if (cached->has_value()) return std::move(**cached);
   }
-  // The per-key cap, counted in the store: restarts and other servers' jobs count too.
-  auto active = store_.count_active(owner);
-  if (!active.ok()) return refuse(active.status());
-  if (*active >= options_.max_active_per_key) {
-    if (retry_after_s != nullptr) *retry_after_s = 1;
-    return refuse(resource_exhausted("this API key has " + std::to_string(*active) +
-                                     " jobs queued or running, the most a key may have at once (" +
-                                     std::to_string(options_.max_active_per_key) +
-                                     ", --max-active-per-key); retry when some have ended"));
+  // The per-key cap. A key's active jobs are among this server's (queued,
+  // plus one running per executor): while those are fewer than the cap the
+  // store need not be asked.
+  if (execution_.active_upper_bound() >= options_.max_active_per_key) {
+    auto active = store_.count_active(owner);
+    if (!active.ok()) return refuse(active.status());
+    if (*active >= options_.max_active_per_key) {
+      if (retry_after_s != nullptr) *retry_after_s = 1;
+      return refuse(resource_exhausted("this API key has " + std::to_string(*active) +
+                                       " jobs queued or running, the most a key may have at once (" +
+                                       std::to_string(options_.max_active_per_key) +
+                                       ", --max-active-per-key); retry when some have ended"));
+    }
   }
   const std::string full = "the queue for " + model->device + " is full (" + std::to_string(options_.queue_capacity) +
                            " jobs); retry later";

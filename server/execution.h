@@ -62,6 +62,9 @@ class Execution {
   bool try_enqueue(const std::string& key, const std::string& job_id,
                    std::shared_ptr<const transport::JobRequest> decoded);
   size_t queue_depth() const;
+  // At least as many as this server's jobs queued or running: the queues
+  // plus one job in hand per executor.
+  size_t active_upper_bound() const { return queue_depth() + executors_.size(); }
   // 0-based place in its model's queue; -1 when not queued.
   int64_t queue_position(const std::string& model, const std::string& job_id) const;
 
