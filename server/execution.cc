@@ -2,6 +2,9 @@
 
 #include <ATen/ATen.h>
 
+#include <condition_variable>
+#include <thread>
+
 #include <iostream>
 
 #include "graph/codec.h"
@@ -86,8 +89,24 @@ int64_t Execution::recovered_runs(const std::string& job_id) {
   return most;
 }
 
-void Execution::stop() {
+void Execution::stop(std::chrono::milliseconds deadline) {
+  std::mutex m;
+  std::condition_variable cv;
+  bool stopped = false;
+  std::thread watchdog([&] {
+    std::unique_lock<std::mutex> lock(m);
+    if (cv.wait_for(lock, deadline, [&] { return stopped; })) return;
+    drain_expired_ = true;
+    std::lock_guard<std::mutex> guard(mu_);
+    for (auto& [id, flag] : running_) flag->store(true);
+  });
   for (auto& [device, ex] : executors_) ex->stop();
+  {
+    std::lock_guard<std::mutex> lock(m);
+    stopped = true;
+  }
+  cv.notify_all();
+  watchdog.join();
 }
 
 const Execution::LoadedModel* Execution::find_model(const std::string& key) const {
@@ -274,6 +293,11 @@ void Execution::run_job(const std::string& id, std::optional<JobRecord>& held) {
 void Execution::run_loaded(JobRecord& job, const transport::JobRequest& req, const std::atomic<bool>* cancel) {
   const std::string& id = job.id;
   auto fail = [&](const Status& s) {
+    if (s.code() == StatusCode::kCancelled && drain_expired_) {
+      return delivery_.finish(job, JobState::kError, StatusCode::kUnavailable,
+                              "the server shut down before the job finished (its drain deadline, --drain-timeout-ms " +
+                                  std::to_string(options_.drain_timeout.count()) + ", passed); submit it again");
+    }
     delivery_.finish(job, s.code() == StatusCode::kCancelled ? JobState::kCancelled : JobState::kError, s.code(),
                      s.message());
   };

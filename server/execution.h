@@ -46,8 +46,10 @@ class Execution {
   // Loads the models, requeues (or fails) jobs left by a previous process,
   // starts the executors.
   Status start(const std::vector<ModelSpec>& models);
-  // Finishes the jobs in hand and stops the executors (queued jobs stay QUEUED).
-  void stop();
+  // Finishes the jobs in hand and stops the executors (queued jobs stay
+  // QUEUED). A job still running after `deadline` is stopped at its next
+  // hook point and ends in ERROR (UNAVAILABLE), saying the server shut down.
+  void stop(std::chrono::milliseconds deadline = std::chrono::milliseconds(30000));
 
   // Admission's view of a model: whether it is served, and its checks.
   struct ModelView {
@@ -117,6 +119,7 @@ class Execution {
   std::mutex mu_;  // guards running_, cancel_pending_, decoded_
   std::map<std::string, std::shared_ptr<std::atomic<bool>>> running_;  // cancel flags of running jobs
   std::set<std::string> cancel_pending_;  // cancelled between queue and start
+  std::atomic<bool> drain_expired_{false};  // stop()'s deadline passed: cancels mean shutdown
   // Small requests decoded at submit, handed to the executor so it need not
   // read and decode them again (the store keeps them for restarts).
   std::map<std::string, std::shared_ptr<const transport::JobRequest>> decoded_;

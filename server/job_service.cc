@@ -21,7 +21,7 @@ Status JobService::start(const std::vector<ModelSpec>& models) {
 
 void JobService::drain() {
   if (draining_.exchange(true)) return;
-  execution_.stop();
+  execution_.stop(options_.drain_timeout);
   delivery_.stop();
 }
 

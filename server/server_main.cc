@@ -95,7 +95,14 @@ int main(int argc, char** argv) {
   std::vector<std::string> webhook_allow;
   app.add_option("--webhook-allow", webhook_allow,
                  "CIDR range webhooks may reach besides public addresses (repeatable), e.g. 127.0.0.1/32");
+  uint64_t drain_timeout_ms = opt.drain_timeout.count(), webhook_timeout_ms = opt.webhook_timeout.count();
+  app.add_option("--drain-timeout-ms", drain_timeout_ms,
+                 "on SIGTERM, how long running jobs may finish before they are stopped (ERROR UNAVAILABLE)");
+  app.add_option("--webhook-timeout-ms", webhook_timeout_ms, "each of connect, write and read of a webhook attempt");
+  app.add_option("--webhook-concurrency", opt.webhook_max_in_flight, "webhook deliveries in flight at once");
   CLI11_PARSE(app, argc, argv);
+  opt.drain_timeout = std::chrono::milliseconds(drain_timeout_ms);
+  opt.webhook_timeout = std::chrono::milliseconds(webhook_timeout_ms);
   opt.url_lifetime = std::chrono::seconds(url_lifetime_s);
   opt.retention = std::chrono::seconds(retention_s);
   opt.require_auth = !no_auth;

@@ -59,7 +59,14 @@ struct ServerOptions {
   std::vector<Cidr> webhook_allow;
   int webhook_attempts = 5;
   std::chrono::milliseconds webhook_first_backoff{500};
+  // SIGTERM lets running jobs finish for this long (--drain-timeout-ms);
+  // then they stop at their next hook point, in ERROR (UNAVAILABLE).
+  std::chrono::milliseconds drain_timeout{30000};
+  // Each of connect, write and read of one delivery attempt.
   std::chrono::milliseconds webhook_timeout{5000};
+  // Deliveries in flight at once (--webhook-concurrency): receivers that
+  // never answer each hold one slot for webhook_timeout, the rest go on.
+  size_t webhook_max_in_flight = 64;
   // WebSocket frames from clients (STREAM replies) larger than this are refused.
   uint64_t max_ws_frame_bytes = 96ull << 20;
   // Bytes queued to one event socket and not yet read by its client (a

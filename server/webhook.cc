@@ -1,106 +1,169 @@
 #include "server/webhook.h"
 
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
 #include <iostream>
 
-#include "transport/http_client.h"
-#include "transport/internal/printable.h"
 #include "transport/presign.h"
 
 namespace loom::server {
 
-WebhookSender::WebhookSender(WebhookOptions options) : options_(std::move(options)) {
-  thread_ = std::thread([this] { loop(); });
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+struct Delivery {
+  std::string event_id, url, body;
+  int attempt = 0;
+};
+
+}  // namespace
+
+// Handlers capture the raw Impl: it outlives its io_context's run (stop()
+// joins the thread before the Impl goes), and a shared_ptr in handlers that
+// the io_context holds would keep both alive forever.
+struct WebhookSender::Impl {
+  explicit Impl(WebhookOptions o) : options(std::move(o)), work(asio::make_work_guard(io)) {}
+
+  WebhookOptions options;
+  asio::io_context io;
+  asio::executor_work_guard<asio::io_context::executor_type> work;
+  // I/O thread only:
+  std::deque<std::shared_ptr<Delivery>> waiting;  // due now, no slot free
+  size_t in_flight = 0;
+
+  void submit(std::shared_ptr<Delivery> d) {
+    if (in_flight >= options.max_in_flight) return waiting.push_back(std::move(d));
+    ++in_flight;
+    attempt(std::move(d));
+  }
+
+  // One attempt: resolve and check, connect, write, read, each step under
+  // the timeout; then done() records the outcome.
+  struct Attempt {
+    Attempt(asio::io_context& io, std::shared_ptr<Delivery> d) : delivery(std::move(d)), stream(io) {}
+    std::shared_ptr<Delivery> delivery;
+    beast::tcp_stream stream;
+    http::request<http::string_body> req;
+    beast::flat_buffer buffer;
+    http::response_parser<http::string_body> parser;
+  };
+
+  void attempt(std::shared_ptr<Delivery> d) {
+    // Resolved now and connected to by address: a name that has come to
+    // point inside since the submit is refused here.
+    auto target = options.policy.check(d->url);
+    if (!target.ok()) return done(d, Status(StatusCode::kPermissionDenied, target.status().message()));
+    beast::error_code ec;
+    tcp::endpoint ep(asio::ip::make_address(target->address, ec), target->port);
+    if (ec) return done(d, Status(StatusCode::kUnavailable, "bad resolved address " + target->address));
+    auto a = std::make_shared<Attempt>(io, d);
+    const std::string ts = std::to_string(
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+    const bool v6 = target->host.find(':') != std::string::npos;
+    a->req = {http::verb::post, target->target, 11};
+    a->req.set(http::field::host, (v6 ? "[" + target->host + "]" : target->host) + ":" + std::to_string(target->port));
+    a->req.set(http::field::content_type, "application/json");
+    a->req.set(http::field::user_agent, "loom-server webhook");
+    a->req.set("X-Loom-Timestamp", ts);
+    a->req.set("X-Loom-Signature", transport::webhook_signature(options.secret, ts, d->body));
+    a->req.set(http::field::connection, "close");
+    a->req.body() = d->body;
+    a->req.prepare_payload();
+    a->parser.body_limit(1 << 16);
+    a->stream.expires_after(options.timeout);
+    Impl* self = this;
+    a->stream.async_connect(ep, [self, a](beast::error_code ec) {
+      if (ec) return self->failed(a, "connect", ec);
+      a->stream.expires_after(self->options.timeout);
+      http::async_write(a->stream, a->req, [self, a](beast::error_code ec, size_t) {
+        if (ec) return self->failed(a, "write", ec);
+        a->stream.expires_after(self->options.timeout);
+        http::async_read(a->stream, a->buffer, a->parser, [self, a](beast::error_code ec, size_t) {
+          if (ec) return self->failed(a, "read", ec);
+          beast::error_code ignored;
+          a->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+          const int status = static_cast<int>(a->parser.get().result_int());
+          if (status >= 200 && status < 300) return self->done(a->delivery, Status());
+          if (status >= 300 && status < 400) {
+            return self->done(a->delivery, Status(StatusCode::kFailedPrecondition,
+                                                  "webhook answered a redirect (" + std::to_string(status) +
+                                                      "); redirects are not followed"));
+          }
+          self->done(a->delivery, Status(StatusCode::kUnavailable, "webhook answered HTTP " + std::to_string(status)));
+        });
+      });
+    });
+  }
+
+  void failed(const std::shared_ptr<Attempt>& a, const char* step, beast::error_code ec) {
+    const std::string why = ec == beast::error::timeout ? "timed out" : ec.message();
+    done(a->delivery, Status(StatusCode::kUnavailable, std::string("webhook delivery failed: ") + step + ": " + why));
+  }
+
+  void done(const std::shared_ptr<Delivery>& d, const Status& s) {
+    ++d->attempt;
+    const bool finished = s.ok() || d->attempt >= options.attempts;
+    try {
+      if (options.on_attempt) options.on_attempt(d->event_id, d->attempt, finished);
+    } catch (const std::exception& e) {
+      std::cerr << "loom-server: webhook " << d->event_id << ": recording the attempt: " << e.what() << "\n";
+    }
+    if (finished && !s.ok()) {
+      std::cerr << "loom-server: webhook to " << d->url << " abandoned after " << d->attempt
+                << " attempts: " << s.message() << "\n";
+    }
+    if (!finished) schedule(d, options.first_backoff * (1 << std::min(d->attempt - 1, 16)));
+    // The slot is free: the next waiting delivery takes it.
+    --in_flight;
+    if (!waiting.empty()) {
+      auto next = std::move(waiting.front());
+      waiting.pop_front();
+      submit(std::move(next));
+    }
+  }
+
+  void schedule(std::shared_ptr<Delivery> d, std::chrono::milliseconds delay) {
+    auto timer = std::make_shared<asio::steady_timer>(io, delay);
+    timer->async_wait([self = this, d, timer](beast::error_code ec) {
+      if (!ec) self->submit(d);
+    });
+  }
+};
+
+WebhookSender::WebhookSender(WebhookOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {
+  thread_ = std::thread([impl = impl_.get()] {
+    // A handler that throws loses its delivery, not the sender.
+    for (;;) {
+      try {
+        impl->io.run();
+        return;
+      } catch (const std::exception& e) {
+        std::cerr << "loom-server: webhook sender: " << e.what() << "\n";
+      }
+    }
+  });
 }
 
 WebhookSender::~WebhookSender() { stop(); }
 
 void WebhookSender::stop() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
+  impl_->io.stop();
   if (thread_.joinable()) thread_.join();
 }
 
 void WebhookSender::enqueue(std::string event_id, std::string url, std::string body, int attempts) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    queue_.push_back({std::move(event_id), std::move(url), std::move(body), attempts, std::chrono::steady_clock::now()});
-  }
-  cv_.notify_one();
-}
-
-Status WebhookSender::post_once(const std::string& url, const std::string& body, const std::string& secret,
-                                std::chrono::milliseconds timeout, const CallbackPolicy& policy) {
-  // Resolved now and connected to by address: a name that has come to
-  // point inside since the submit is refused here.
-  auto target = policy.check(url);
-  if (!target.ok()) return Status(StatusCode::kPermissionDenied, target.status().message());
-  // The client's timeouts are asynchronous: connect, each write and each
-  // read end after `timeout` even against a receiver that never answers.
-  transport::HttpClientOptions ho;
-  ho.connect_timeout = timeout;
-  ho.io_timeout = timeout;
-  ho.max_body_bytes = 1 << 16;
-  transport::HttpClient client(transport::HttpEndpoint{target->address, target->port}, ho);
-  transport::HttpRequest req;
-  req.method = "POST";
-  req.target = target->target;
-  const std::string ts = std::to_string(
-      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
-  const bool v6 = target->host.find(':') != std::string::npos;
-  req.headers = {{"Host", (v6 ? "[" + target->host + "]" : target->host) + ":" + std::to_string(target->port)},
-                 {"Content-Type", "application/json"},
-                 {"User-Agent", "loom-server webhook"},
-                 {"X-Loom-Timestamp", ts},
-                 {"X-Loom-Signature", transport::webhook_signature(secret, ts, body)},
-                 {"Connection", "close"}};
-  req.body = body;
-  transport::HttpResponse res;
-  try {
-    res = client.request(req);
-  } catch (const transport::HttpError& e) {
-    return Status(StatusCode::kUnavailable, "webhook delivery failed: " + e.status().message());
-  }
-  if (res.ok()) return Status();
-  if (res.status >= 300 && res.status < 400) {
-    return Status(StatusCode::kFailedPrecondition,
-                  "webhook answered a redirect (" + std::to_string(res.status) + "); redirects are not followed");
-  }
-  return Status(StatusCode::kUnavailable, "webhook answered HTTP " + std::to_string(res.status));
-}
-
-void WebhookSender::loop() {
-  std::unique_lock<std::mutex> lock(mu_);
-  while (!stopping_) {
-    if (queue_.empty()) {
-      cv_.wait(lock);
-      continue;
-    }
-    auto next = std::min_element(queue_.begin(), queue_.end(),
-                                 [](const Delivery& a, const Delivery& b) { return a.due < b.due; });
-    if (next->due > std::chrono::steady_clock::now()) {
-      cv_.wait_until(lock, next->due);
-      continue;
-    }
-    Delivery d = std::move(*next);
-    queue_.erase(next);
-    lock.unlock();
-    Status s = post_once(d.url, d.body, options_.secret, options_.timeout, options_.policy);
-    ++d.attempt;
-    const bool finished = s.ok() || d.attempt >= options_.attempts;
-    if (options_.on_attempt) options_.on_attempt(d.event_id, d.attempt, finished);
-    lock.lock();
-    if (s.ok()) continue;
-    if (finished) {
-      std::cerr << "loom-server: webhook to " << d.url << " abandoned after " << d.attempt
-                << " attempts: " << s.message() << "\n";
-      continue;
-    }
-    d.due = std::chrono::steady_clock::now() + options_.first_backoff * (1 << (d.attempt - 1));
-    queue_.push_back(std::move(d));
-  }
+  auto d = std::make_shared<Delivery>(Delivery{std::move(event_id), std::move(url), std::move(body), attempts});
+  asio::post(impl_->io, [impl = impl_.get(), d] { impl->submit(d); });
 }
 
 }  // namespace loom::server

@@ -2,13 +2,19 @@
 // timestamp and body (PROTOCOL.md), retried with exponential backoff a
 // bounded number of times, redirects never followed. Plain http:// only, to
 // the addresses CallbackPolicy allows (checked again at each attempt).
-// Thread safety: enqueue() from any thread; delivery on its own thread.
+//
+// Every delivery is asynchronous on the sender's own io_context, with a
+// timeout on connect, write and read: a receiver that accepts and never
+// answers costs one of `max_in_flight` slots for `timeout`, and delays
+// neither the other deliveries nor stop(), which abandons what is in flight
+// at once (it stays recorded in the store and is resumed at restart).
+// Thread safety: enqueue() and stop() from any thread.
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -22,7 +28,8 @@ struct WebhookOptions {
   std::string secret;
   int attempts = 5;
   std::chrono::milliseconds first_backoff{500};
-  std::chrono::milliseconds timeout{5000};
+  std::chrono::milliseconds timeout{5000};  // each of connect, write, read
+  size_t max_in_flight = 64;                // concurrent deliveries; the rest wait their turn
   CallbackPolicy policy;  // checked again at each delivery, against the address then resolved
   // After each attempt (on the delivery thread): the attempts made so far,
   // and whether the delivery is over (delivered, or abandoned). JobService
@@ -36,24 +43,11 @@ class WebhookSender {
   ~WebhookSender();
   // `attempts`: made before (by a previous process); the backoff goes on from there.
   void enqueue(std::string event_id, std::string url, std::string body, int attempts = 0);
-  void stop();  // gives up on what is not delivered yet
-
-  // One delivery attempt; OK on a 2xx answer. Exposed for tests.
-  static Status post_once(const std::string& url, const std::string& body, const std::string& secret,
-                          std::chrono::milliseconds timeout, const CallbackPolicy& policy);
+  void stop();  // gives up on what is not delivered yet, without waiting for it
 
  private:
-  struct Delivery {
-    std::string event_id, url, body;
-    int attempt = 0;
-    std::chrono::steady_clock::time_point due;
-  };
-  void loop();
-  WebhookOptions options_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Delivery> queue_;
-  bool stopping_ = false;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
   std::thread thread_;
 };
 
