@@ -52,14 +52,18 @@ Result<std::optional<SubmitAnswer>> Admission::answer_from_cache(JobRecord& job,
   auto done = store_.find_completed(job.identity);
   if (!done.ok()) return done.status();
   if (!done->has_value()) return std::optional<SubmitAnswer>();
-  auto bytes = blobs_.get(BlobKind::kResult, (*done)->id);
-  if (!bytes.ok() || !blobs_.put(BlobKind::kResult, job.id, *bytes).ok()) return std::optional<SubmitAnswer>();
+  // The new job shares the cached result's bytes (a row copied inside the
+  // store, or a hard link): nothing is read here unless it rides inline.
+  if (!blobs_.share(BlobKind::kResult, (*done)->id, job.id).ok()) return std::optional<SubmitAnswer>();
   job.state = JobState::kCompleted;
   job.result_size = (*done)->result_size;
   job.result_sha256 = (*done)->result_sha256;
   LOOM_RETURN_IF_ERROR(store_.create(job));
   std::shared_ptr<const std::string> inline_result;
-  if (job.result_size <= options_.inline_max) inline_result = std::make_shared<const std::string>(std::move(*bytes));
+  if (job.result_size <= options_.inline_max) {
+    auto bytes = blobs_.get(BlobKind::kResult, job.id);
+    if (bytes.ok()) inline_result = std::make_shared<const std::string>(std::move(*bytes));
+  }
   (void)delivery_.complete(job, /*deduplicated=*/true, std::move(inline_result));
   return std::optional<SubmitAnswer>(SubmitAnswer{job.id, job.state, true, subscription});
 }

@@ -140,6 +140,27 @@ Status BlobStore::put(BlobKind kind, const std::string& id, std::string_view byt
   return sync_ ? fsync_dir(dir) : Status();
 }
 
+Status BlobStore::link(BlobKind kind, const std::string& from, const std::string& to) const {
+  LOOM_ASSIGN_OR_RETURN(std::string source, checked_path(kind, from));
+  LOOM_ASSIGN_OR_RETURN(std::string target, checked_path(kind, to));
+  // Linked under a temporary name, then renamed over the target: atomic,
+  // like put().
+  std::string tmp = dir_ + "/" + subdir(kind) + "/." + to + ".link";
+  ::unlink(tmp.c_str());
+  if (::link(source.c_str(), tmp.c_str()) != 0) {
+    if (errno == ENOENT) return io_error(errno, "link blob", source, true);
+    // A filesystem without hard links: copy instead.
+    LOOM_ASSIGN_OR_RETURN(std::string bytes, get(kind, from));
+    return put(kind, to, bytes);
+  }
+  if (::rename(tmp.c_str(), target.c_str()) != 0) {
+    Status s = io_error(errno, "rename to " + target, tmp);
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  return sync_ ? fsync_dir(dir_ + "/" + subdir(kind)) : Status();
+}
+
 Result<std::string> BlobStore::get(BlobKind kind, const std::string& id) const {
   LOOM_ASSIGN_OR_RETURN(std::string file, checked_path(kind, id));
   Fd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));

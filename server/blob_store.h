@@ -41,6 +41,9 @@ class BlobStore {
   // an invalid id.
   std::string path(BlobKind kind, const std::string& id) const;
   Status remove(BlobKind kind, const std::string& id) const;  // NOT_FOUND if absent
+  // Makes `to` name the same file as `from` (a hard link: no byte is read or
+  // written, and removing either leaves the other). NOT_FOUND if `from` is absent.
+  Status link(BlobKind kind, const std::string& from, const std::string& to) const;
 
   const std::string& dir() const { return dir_; }
 

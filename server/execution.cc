@@ -73,7 +73,48 @@ Status Execution::start(const std::vector<ModelSpec>& models) {
     lm->executor->push_unbounded(job.id);
   }
   for (auto& [device, ex] : executors_) ex->start();
+  ticker_ = std::thread([this] {
+    std::unique_lock<std::mutex> lock(ticker_mu_);
+    while (!ticker_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return ticker_stop_; })) {
+      lock.unlock();
+      announce_positions();
+      lock.lock();
+    }
+  });
   return Status();
+}
+
+void Execution::announce_positions() {
+  std::vector<std::pair<std::string, int64_t>> moved;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::map<std::string, int64_t> now;
+    for (const auto& [device, ex] : executors_) {
+      std::vector<std::string> ids = ex->queued();
+      for (size_t i = 0; i < ids.size(); ++i) now[ids[i]] = static_cast<int64_t>(i);
+    }
+    // Jobs that left the queue are forgotten; those queued since are known
+    // from try_enqueue (the position their QUEUED event gave). A job told
+    // less than a second ago waits for the next tick.
+    const auto t = std::chrono::steady_clock::now();
+    for (auto it = announced_position_.begin(); it != announced_position_.end();) {
+      auto n = now.find(it->first);
+      if (n == now.end()) {
+        it = announced_position_.erase(it);
+        continue;
+      }
+      if (n->second != it->second.position && t - it->second.at >= std::chrono::seconds(1)) {
+        moved.emplace_back(it->first, n->second);
+        it->second = {n->second, t};
+      }
+      ++it;
+    }
+  }
+  for (const auto& [id, position] : moved) {
+    (void)delivery_.emit(id, {{"type", event_type_name(EventType::kStatus)},
+                              {"state", job_state_name(JobState::kQueued)},
+                              {"queue_position", position}});
+  }
 }
 
 int64_t Execution::recovered_runs(const std::string& job_id) {
@@ -100,6 +141,12 @@ void Execution::stop(std::chrono::milliseconds deadline) {
     std::lock_guard<std::mutex> guard(mu_);
     for (auto& [id, flag] : running_) flag->store(true);
   });
+  {
+    std::lock_guard<std::mutex> lock(ticker_mu_);
+    ticker_stop_ = true;
+  }
+  ticker_cv_.notify_all();
+  if (ticker_.joinable()) ticker_.join();
   for (auto& [device, ex] : executors_) ex->stop();
   {
     std::lock_guard<std::mutex> lock(m);
@@ -138,6 +185,11 @@ bool Execution::try_enqueue(const std::string& key, const std::string& job_id,
   if (decoded) {
     std::lock_guard<std::mutex> lock(mu_);
     decoded_[job_id] = std::move(decoded);
+  }
+  {
+    // The place its QUEUED event gave (Admission reads it just before).
+    std::lock_guard<std::mutex> lock(mu_);
+    announced_position_[job_id] = {static_cast<int64_t>(lm->executor->size()), std::chrono::steady_clock::now()};
   }
   if (lm->executor->try_push(job_id)) return true;
   (void)take_decoded(job_id);

@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -20,6 +21,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "server/delivery.h"
@@ -120,6 +122,19 @@ class Execution {
   std::map<std::string, std::shared_ptr<std::atomic<bool>>> running_;  // cancel flags of running jobs
   std::set<std::string> cancel_pending_;  // cancelled between queue and start
   std::atomic<bool> drain_expired_{false};  // stop()'s deadline passed: cancels mean shutdown
+
+  // Once a second, a STATUS event for each queued job whose place in line
+  // changed since it was last told (so followers see it move, at most 1/s).
+  void announce_positions();
+  struct Announced {
+    int64_t position;
+    std::chrono::steady_clock::time_point at;
+  };
+  std::map<std::string, Announced> announced_position_;  // guarded by mu_
+  std::mutex ticker_mu_;
+  std::condition_variable ticker_cv_;
+  bool ticker_stop_ = false;
+  std::thread ticker_;
   // Small requests decoded at submit, handed to the executor so it need not
   // read and decode them again (the store keeps them for restarts).
   std::map<std::string, std::shared_ptr<const transport::JobRequest>> decoded_;

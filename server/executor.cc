@@ -53,6 +53,11 @@ int Executor::position(const std::string& job_id) const {
   return it == queue_.end() ? -1 : static_cast<int>(it - queue_.begin());
 }
 
+std::vector<std::string> Executor::queued() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return {queue_.begin(), queue_.end()};
+}
+
 size_t Executor::size() const {
   std::lock_guard<std::mutex> lock(mu_);
   return queue_.size();

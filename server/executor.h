@@ -10,6 +10,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace loom::server {
 
@@ -31,6 +32,7 @@ class Executor {
   // 0-based place in the queue, -1 if not queued.
   int position(const std::string& job_id) const;
   size_t size() const;
+  std::vector<std::string> queued() const;  // the queue, front first
   const std::string& device() const { return device_; }
 
  private:

@@ -17,6 +17,12 @@ Result<std::string> JobBlobs::get(BlobKind kind, const std::string& id) {
   return files_.get(kind, id);
 }
 
+Status JobBlobs::share(BlobKind kind, const std::string& from, const std::string& to) {
+  LOOM_ASSIGN_OR_RETURN(bool copied, store_.copy_blob(static_cast<int>(kind), from, to));
+  if (copied) return Status();
+  return files_.link(kind, from, to);
+}
+
 std::optional<std::string> JobBlobs::small(BlobKind kind, const std::string& id) {
   auto row = store_.get_blob(static_cast<int>(kind), id);
   return row.ok() ? std::move(*row) : std::nullopt;

@@ -24,6 +24,9 @@ class JobBlobs {
 
   Status put(BlobKind kind, const std::string& id, std::string_view bytes);
   Result<std::string> get(BlobKind kind, const std::string& id);  // NOT_FOUND
+  // Gives job `to` the blob of job `from` without reading it: a row copied
+  // inside the job store, or a hard link to the file.
+  Status share(BlobKind kind, const std::string& from, const std::string& to);
   // The blob when the job store holds it; nullopt when it is a file (or gone).
   std::optional<std::string> small(BlobKind kind, const std::string& id);
   // The file of a large result (for streamed downloads).

@@ -99,6 +99,9 @@ class JobStore {
   // `kind` tells requests from results; remove() deletes a job's blobs.
   virtual Status put_blob(int kind, const std::string& id, std::string_view bytes) = 0;
   virtual Result<std::optional<std::string>> get_blob(int kind, const std::string& id) = 0;  // nullopt: none
+  // Gives `to` the bytes of `from` inside the store, without them passing
+  // through the caller; false when `from` has no blob of that kind here.
+  virtual Result<bool> copy_blob(int kind, const std::string& from, const std::string& to) = 0;
 
   // Appends an event; assigns and returns its seq. `json_without_seq` is a
   // JSON object; the store inserts "seq" so the stored text is what is sent.

@@ -587,6 +587,18 @@ Result<std::optional<std::string>> SqliteJobStore::get_blob(int kind, const std:
   return std::optional<std::string>(st.blob(0));
 }
 
+Result<bool> SqliteJobStore::copy_blob(int kind, const std::string& from, const std::string& to) {
+  std::lock_guard<std::mutex> lock(mu_);
+  LOOM_ASSIGN_OR_RETURN(Statement st, prepare("INSERT OR REPLACE INTO blobs (kind, id, bytes) "
+                                              "SELECT kind, ?3, bytes FROM blobs WHERE kind = ?1 AND id = ?2",
+                                              "copy blob"));
+  st.bind(1, static_cast<int64_t>(kind));
+  st.bind(2, from);
+  st.bind(3, to);
+  LOOM_RETURN_IF_ERROR(st.run());
+  return sqlite3_changes(db_) > 0;
+}
+
 // ---- webhooks ----
 
 Status SqliteJobStore::put_webhook(const PendingWebhook& hook) {

@@ -62,6 +62,7 @@ class SqliteJobStore : public JobStore {
   Status remove(const std::string& id) override;
   Status put_blob(int kind, const std::string& id, std::string_view bytes) override;
   Result<std::optional<std::string>> get_blob(int kind, const std::string& id) override;
+  Result<bool> copy_blob(int kind, const std::string& from, const std::string& to) override;
 
   // NOT_FOUND if the job does not exist; INVALID_ARGUMENT unless the text is
   // `{...}` (leading/trailing whitespace allowed). The text is not parsed: a

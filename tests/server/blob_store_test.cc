@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <thread>
 
+#include <sys/stat.h>
+
 #include "tests/server/temp_dir.h"
 
 namespace loom::server {
@@ -165,6 +167,24 @@ TEST(BlobStore, PutIntoARemovedDirectoryFailsWithContext) {
   Status s = store.put(BlobKind::kResult, kId, "x");
   EXPECT_EQ(s.code(), StatusCode::kInternal) << s.to_string();
   EXPECT_NE(s.message().find("gone/results"), std::string::npos) << s.message();
+}
+
+TEST(BlobStore, LinkSharesTheFileWithoutCopyingAndOutlivesTheSource) {
+  ServerTempDir tmp;
+  BlobStore store = open_or_die(tmp.file("blobs"));
+  const std::string other = "fedcba9876543210fedcba9876543210";
+  ASSERT_TRUE(store.put(BlobKind::kResult, kId, std::string(3 << 20, 'r')).ok());
+  ASSERT_TRUE(store.link(BlobKind::kResult, kId, other).ok());
+  struct stat a {}, b {};
+  ASSERT_EQ(::stat(store.path(BlobKind::kResult, kId).c_str(), &a), 0);
+  ASSERT_EQ(::stat(store.path(BlobKind::kResult, other).c_str(), &b), 0);
+  EXPECT_EQ(a.st_ino, b.st_ino) << "a copy, not a link";
+  EXPECT_EQ(b.st_nlink, 2u);
+  ASSERT_TRUE(store.remove(BlobKind::kResult, kId).ok());
+  EXPECT_EQ(store.get(BlobKind::kResult, other).value(), std::string(3 << 20, 'r'));
+  EXPECT_EQ(store.link(BlobKind::kResult, kId, other).code(), StatusCode::kNotFound);
+  EXPECT_EQ(store.link(BlobKind::kResult, "../x", other).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(listing(tmp.file("blobs/results")), std::vector<std::string>{other}) << "a temporary link was left";
 }
 
 }  // namespace

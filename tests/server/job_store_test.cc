@@ -555,5 +555,16 @@ TEST_F(SqliteJobStoreTest, PendingWebhooksSurviveReopenUntilDeleted) {
   EXPECT_EQ(store_->pending_webhooks().value()[0].url, "http://h/b");
 }
 
+TEST_F(SqliteJobStoreTest, CopyBlobGivesAnotherIdTheBytesAndSaysWhenThereAreNone) {
+  ASSERT_TRUE(store_->put_blob(1, "aa", std::string(1000, 'x')).ok());
+  auto copied = store_->copy_blob(1, "aa", "bb");
+  ASSERT_TRUE(copied.ok()) << copied.status().to_string();
+  EXPECT_TRUE(*copied);
+  EXPECT_EQ(store_->get_blob(1, "bb").value().value_or(""), std::string(1000, 'x'));
+  EXPECT_FALSE(store_->copy_blob(0, "aa", "cc").value()) << "kind 0 has no blob \"aa\"";
+  EXPECT_FALSE(store_->get_blob(0, "cc").value().has_value());
+  EXPECT_FALSE(store_->copy_blob(1, "missing", "dd").value());
+}
+
 }  // namespace
 }  // namespace loom::server

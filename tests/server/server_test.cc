@@ -430,6 +430,33 @@ TEST_F(ServerTest, RestartDrainsRunningJobKeepsQueuedJobsAndResultUrls) {
   EXPECT_TRUE(after.body == before.body) << "the result URL from before the restart serves other bytes";
 }
 
+TEST_F(ServerTest, AQueuedJobIsToldWhenItsPlaceInLineChangesAtMostOnceASecond) {
+  start();
+  std::vector<std::string> ids;
+  // About a second each: the last waits several, its place changing each time.
+  for (int i = 0; i < 6; ++i) ids.push_back(submit_ok(slow_job(80 + i), key_a_));
+  const std::string& last = ids.back();
+  ASSERT_FALSE(last.empty());
+  json snap = api("GET", "/v1/jobs/" + last, key_a_).json();
+  if (snap.value("state", "") == "QUEUED") EXPECT_TRUE(snap.contains("queue_position")) << snap.dump();
+  EventStreamOutcome ws = follow_job_events(websocket_port(), key_a_, last, 0, 120s);
+  std::vector<std::pair<int64_t, int64_t>> places;  // (position, time ms) while QUEUED
+  bool ran = false;
+  for (const json& ev : ws.events) {
+    if (!ev.is_object() || ev.value("type", "") != "STATUS") continue;
+    if (ev.value("state", "") == "RUNNING") ran = true;
+    if (ev.value("state", "") != "QUEUED" || !ev.contains("queue_position")) continue;
+    EXPECT_FALSE(ran) << "a QUEUED event after RUNNING: " << ev.dump();
+    places.emplace_back(ev["queue_position"].get<int64_t>(), rfc3339_ms(ev.value("time", "")));
+  }
+  ASSERT_TRUE(ran) << ws.error;
+  ASSERT_GE(places.size(), 2u) << "the place in line was given once and never again";
+  for (size_t i = 1; i < places.size(); ++i) {
+    EXPECT_LT(places[i].first, places[i - 1].first) << "event " << i << " does not move the job forward";
+    EXPECT_GE(places[i].second - places[i - 1].second, 900) << "two place events within a second";
+  }
+}
+
 // A webhook's body, checked against its signature and the job's snapshot.
 void expect_signed_webhook(const WebhookReceiver::Request& r, const std::string& secret) {
   EXPECT_EQ(r.method, "POST");
