@@ -75,7 +75,7 @@ void Session::on_read(beast::error_code ec) {
     return send(make_error(invalid_argument(std::string("malformed HTTP request: ") + ec.message()), 11, false), true);
   }
   ctx_.metrics.http_request();
-  dispatch(parser_->release());
+  dispatch(std::make_shared<StringRequest>(parser_->release()));
 }
 
 void Session::close() {
@@ -108,7 +108,8 @@ bool match_path(std::string_view pattern, std::string_view path, std::map<std::s
 
 }  // namespace
 
-void Session::dispatch(StringRequest req) {
+void Session::dispatch(std::shared_ptr<StringRequest> request) {
+  const StringRequest& req = *request;
   std::string target(req.target());
   const size_t qm = target.find('?');
   Call call{req, {}, qm == std::string::npos ? "" : target.substr(qm + 1), ""};
@@ -134,20 +135,36 @@ void Session::dispatch(StringRequest req) {
       proto == req.end() ? std::nullopt
                          : std::optional<std::string_view>(std::string_view(proto->value().data(), proto->value().size())));
   if (!version.ok()) return send_error(call, version);
-  if (route->needs_key) {
-    std::string key;
-    auto auth = req.find(http::field::authorization);
-    if (auth != req.end() && auth->value().starts_with("Bearer ")) key = std::string(auth->value().substr(7));
-    auto owner = ctx_.service.authenticate(key);
-    if (!owner.ok()) return send_error(call, owner.status());
-    call.owner = *owner;
-  }
+  if (!route->blocking) return run_route(*route, call);
+  // Off the I/O thread; the request travels with the task.
+  const bool posted = ctx_.pool.try_post([self = shared_from_this(), request, route, params = call.params,
+                                          query = call.query] {
+    Call pooled{*request, params, query, ""};
+    self->run_route(*route, pooled);
+  });
+  if (posted) return;
+  Status busy(StatusCode::kUnavailable, "the server is busy: " + std::to_string(ctx_.service.options().max_queued_work) +
+                                            " requests wait for a worker (--max-queued-work); retry shortly");
+  StringResponse res = make_error(busy, call.version(), call.keep_alive());
+  res.set(http::field::retry_after, "1");
+  send(std::move(res));
+}
+
+void Session::run_route(const Route& route, Call& call) {
   // No exception leaves a handler: it becomes this request's 500.
   try {
-    (this->*(route->handler))(call);
+    if (route.needs_key) {
+      std::string key;
+      auto auth = call.req.find(http::field::authorization);
+      if (auth != call.req.end() && auth->value().starts_with("Bearer ")) key = std::string(auth->value().substr(7));
+      auto owner = ctx_.service.authenticate(key);
+      if (!owner.ok()) return send_error(call, owner.status());
+      call.owner = *owner;
+    }
+    (this->*(route.handler))(call);
   } catch (const std::exception& e) {
-    std::cerr << "loom-server: " << route->path << ": " << e.what() << "\n";
-    send_error(call, internal_error(std::string("handling ") + route->path + ": " + e.what()));
+    std::cerr << "loom-server: " << route.path << ": " << e.what() << "\n";
+    send_error(call, internal_error(std::string("handling ") + route.path + ": " + e.what()));
   }
 }
 
@@ -178,34 +195,55 @@ JobService::Listener Session::end_listener(const std::shared_ptr<JobEndWait>& w)
 }
 
 void Session::arm(const std::shared_ptr<JobEndWait>& w, int64_t wait_ms, bool subscribed_late) {
+  // Looked at here (the work pool) before the strand takes over.
+  std::optional<JobState> ended;
+  if (subscribed_late) {
+    auto now = ctx_.service.job_state(w->job_id);
+    if (now.ok() && is_terminal(*now)) ended = *now;
+  }
   // The timer's handler holds the session until the wait ends either way. A
-  // listener given to submit() hears every event: its end is posted behind
-  // this handler even when the job is already over.
-  w->timer.expires_after(std::chrono::milliseconds(wait_ms));
-  w->timer.async_wait([self = shared_from_this(), w](beast::error_code ec) {
-    if (!ec) self->end_wait(w, nullptr, nullptr);
+  // listener given to submit() hears every event: its end is posted to the
+  // strand too, and may come first.
+  asio::post(stream_.get_executor(), [self = shared_from_this(), w, wait_ms, ended] {
+    w->armed = true;
+    if (w->answered) return;
+    if (w->ended_early) return self->end_wait(w, w->early_state, w->early_event ? &*w->early_event : nullptr);
+    if (ended) return self->end_wait(w, job_state_name(*ended), nullptr);
+    w->timer.expires_after(std::chrono::milliseconds(wait_ms));
+    w->timer.async_wait([self, w](beast::error_code ec) {
+      if (!ec) self->end_wait(w, nullptr, nullptr);
+    });
   });
-  if (!subscribed_late) return;
-  auto now = ctx_.service.job_state(w->job_id);
-  if (now.ok() && is_terminal(*now)) end_wait(w, job_state_name(*now), nullptr);
 }
 
 void Session::end_wait(const std::shared_ptr<JobEndWait>& w, const char* state, const JobEvent* event) {
   if (w->answered) return;
+  if (!w->armed) {  // the handler is still filling `w` in: arm() picks this up
+    if (!w->ended_early) {
+      w->ended_early = true;
+      w->early_state = state;
+      if (event != nullptr) w->early_event = *event;
+    }
+    return;
+  }
   w->answered = true;
   w->timer.cancel();
   ctx_.service.unsubscribe(w->job_id, w->subscription);
-  w->then(state, event);
+  if (event != nullptr && !w->reads_store_on_event) return w->then(state, event);
+  // The answer reads the store: built on the work pool.
+  std::optional<JobEvent> copy;
+  if (event != nullptr) copy = *event;
+  auto answer = [self = shared_from_this(), w, state, copy] { w->then(state, copy ? &*copy : nullptr); };
+  if (!ctx_.pool.try_post(answer)) answer();
 }
 
 }  // namespace internal
 
 struct HttpApi::Impl : std::enable_shared_from_this<HttpApi::Impl> {
-  Impl(asio::io_context& io_, JobService& s, Metrics& m, const uint16_t* wsp)
-      : io(io_), ctx{s, m, wsp, &open_sessions}, acceptor(io_), backoff(io_) {}
+  Impl(asio::io_context& io_, JobService& s, Metrics& m, WorkPool& pool, const uint16_t* wsp)
+      : io(io_), ctx{s, m, pool, wsp, std::make_shared<std::atomic<size_t>>(0)}, acceptor(io_), backoff(io_) {}
 
   asio::io_context& io;
-  std::atomic<size_t> open_sessions{0};
   ApiContext ctx;
   tcp::acceptor acceptor;
   asio::steady_timer backoff;
@@ -229,8 +267,8 @@ struct HttpApi::Impl : std::enable_shared_from_this<HttpApi::Impl> {
   }
 };
 
-HttpApi::HttpApi(asio::io_context& io, JobService& service, Metrics& metrics)
-    : impl_(std::make_shared<Impl>(io, service, metrics, &ws_port_)) {}
+HttpApi::HttpApi(asio::io_context& io, JobService& service, Metrics& metrics, WorkPool& pool)
+    : impl_(std::make_shared<Impl>(io, service, metrics, pool, &ws_port_)) {}
 
 HttpApi::~HttpApi() { stop(); }
 

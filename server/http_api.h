@@ -2,6 +2,8 @@
 // result downloads with Range, /healthz, /metrics and /v1/openapi.json.
 // Routes call JobService; no model work happens here. The route table and
 // one handler per route are in http_routes.cc.
+// Routes that block (the store, blobs, decoding) run on the WorkPool and
+// post their answer back to the connection's strand.
 // Thread safety: runs on the io_context's thread; stop() from that thread
 // (or posted to it).
 #pragma once
@@ -18,12 +20,13 @@
 #include "graph/status.h"
 #include "server/job_service.h"
 #include "server/metrics.h"
+#include "server/work_pool.h"
 
 namespace loom::server {
 
 class HttpApi {
  public:
-  HttpApi(boost::asio::io_context& io, JobService& service, Metrics& metrics);
+  HttpApi(boost::asio::io_context& io, JobService& service, Metrics& metrics, WorkPool& pool);
   ~HttpApi();
   Status listen(const std::string& host, uint16_t port);
   uint16_t port() const;

@@ -69,19 +69,19 @@ StringResponse plain_text(const Call& call, std::string body, const char* type) 
 const std::vector<Route>& routes() {
   using V = http::verb;
   static const std::vector<Route> kRoutes = {
-      {V::get, "/healthz", false, &Session::healthz},
-      {V::get, "/metrics", false, &Session::metrics},
-      {V::get, "/v1/openapi.json", false, &Session::openapi},
-      {V::get, "/v1/env", true, &Session::env},
+      {V::get, "/healthz", false, false, &Session::healthz},
+      {V::get, "/metrics", false, false, &Session::metrics},
+      {V::get, "/v1/openapi.json", false, false, &Session::openapi},
+      {V::get, "/v1/env", true, true, &Session::env},
       // The signature is the credential of a blob URL: no key.
-      {V::get, "/v1/blobs/results/{id}", false, &Session::download_blob},
-      {V::head, "/v1/blobs/results/{id}", false, &Session::download_blob},
-      {V::post, "/v1/jobs", true, &Session::submit_job},
-      {V::get, "/v1/jobs", true, &Session::list_jobs},
-      {V::get, "/v1/jobs/{id}", true, &Session::get_job},
-      {V::delete_, "/v1/jobs/{id}", true, &Session::cancel_job},
-      {V::get, "/v1/models", true, &Session::list_models},
-      {V::get, "/v1/models/{key}", true, &Session::get_model},
+      {V::get, "/v1/blobs/results/{id}", false, true, &Session::download_blob},
+      {V::head, "/v1/blobs/results/{id}", false, true, &Session::download_blob},
+      {V::post, "/v1/jobs", true, true, &Session::submit_job},
+      {V::get, "/v1/jobs", true, true, &Session::list_jobs},
+      {V::get, "/v1/jobs/{id}", true, true, &Session::get_job},
+      {V::delete_, "/v1/jobs/{id}", true, true, &Session::cancel_job},
+      {V::get, "/v1/models", true, true, &Session::list_models},
+      {V::get, "/v1/models/{key}", true, true, &Session::get_model},
   };
   return kRoutes;
 }
@@ -131,6 +131,7 @@ void Session::cancel_job(Call& call) {
   // Running: it stops at its next hook point; answer once it has.
   auto w = std::make_shared<JobEndWait>(stream_.get_executor());
   w->job_id = id;
+  w->reads_store_on_event = true;
   w->subscription = ctx_.service.subscribe(id, end_listener(w));
   const unsigned v = call.version();
   const bool ka = call.keep_alive();

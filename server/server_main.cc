@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <sys/resource.h>
 #include <boost/asio/steady_timer.hpp>
 #include <dlfcn.h>
 #include <openssl/rand.h>
@@ -99,7 +100,12 @@ int main(int argc, char** argv) {
   app.add_option("--drain-timeout-ms", drain_timeout_ms,
                  "on SIGTERM, how long running jobs may finish before they are stopped (ERROR UNAVAILABLE)");
   app.add_option("--webhook-timeout-ms", webhook_timeout_ms, "each of connect, write and read of a webhook attempt");
-  app.add_option("--webhook-concurrency", opt.webhook_max_in_flight, "webhook deliveries in flight at once");
+  app.add_option("--webhook-concurrency", opt.webhook_max_in_flight, "webhook deliveries in flight at once")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--io-workers", opt.io_workers, "threads for the blocking work of API requests (store, blobs, decoding)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-queued-work", opt.max_queued_work, "API requests waiting for a worker before 503")
+      ->check(CLI::PositiveNumber);
   CLI11_PARSE(app, argc, argv);
   opt.drain_timeout = std::chrono::milliseconds(drain_timeout_ms);
   opt.webhook_timeout = std::chrono::milliseconds(webhook_timeout_ms);
@@ -124,6 +130,15 @@ int main(int argc, char** argv) {
     return fail("--listen port is not a number");
   }
 
+  // Each connection is a descriptor: take the hard limit, not the usual
+  // soft 1024, so the connection caps (4096 each by default) are what binds.
+  // Past the limit the accept loop backs off (HttpApi).
+  rlimit fds{};
+  if (::getrlimit(RLIMIT_NOFILE, &fds) == 0 && fds.rlim_cur < fds.rlim_max) {
+    fds.rlim_cur = fds.rlim_max;
+    (void)::setrlimit(RLIMIT_NOFILE, &fds);
+  }
+
   std::error_code ec;
   std::filesystem::create_directories(opt.data_dir, ec);
   if (ec) return fail("cannot create " + opt.data_dir + ": " + ec.message());
@@ -145,8 +160,10 @@ int main(int argc, char** argv) {
   if (!started.ok()) return fail(started.message());
 
   boost::asio::io_context io;
-  loom::server::HttpApi http(io, service, metrics);
-  loom::server::WsEvents ws(io, service);
+  // Declared before the APIs, so it outlives them: its last tasks post to io.
+  loom::server::WorkPool pool(opt.io_workers, opt.max_queued_work);
+  loom::server::HttpApi http(io, service, metrics, pool);
+  loom::server::WsEvents ws(io, service, pool);
   loom::Status s = http.listen(opt.listen_host, opt.port);
   if (s.ok()) s = ws.listen(opt.listen_host, 0);
   if (!s.ok()) return fail(s.message());

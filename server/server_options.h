@@ -23,6 +23,12 @@ struct ServerOptions {
   std::chrono::seconds retention{7 * 24 * 3600};    // finished jobs and results are deleted after this
   // Jobs waiting per device; beyond it POST /v1/jobs answers 429 + Retry-After.
   size_t queue_capacity = 1024;
+  // Threads for the blocking work of API requests (decode, hash, SQLite,
+  // blob files, STREAM reply decoding), off the I/O thread (--io-workers),
+  // and the requests that may wait for one before the server answers 503:
+  // each holds its body, at most max_body_bytes.
+  size_t io_workers = 4;
+  size_t max_queued_work = 1024;
   // Jobs one API key may have queued or running at once: one user's burst
   // cannot take the whole queue from the others. Beyond it 429 + Retry-After.
   size_t max_active_per_key = 256;

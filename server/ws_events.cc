@@ -20,16 +20,19 @@ using json = nlohmann::json;
 struct WsEvents::Impl : std::enable_shared_from_this<WsEvents::Impl> {
   boost::asio::io_context& io;
   JobService& service;
+  WorkPool& pool;
   struct Follow {
     std::string job_id;
     uint64_t after = 0;     // replay from here
     uint64_t last_sent = 0;
     uint64_t handle = 0;    // JobService subscription
     bool subscribed = false;
+    bool replaying = true;        // the store's history is being read
+    std::vector<JobEvent> held;   // live events that came meanwhile
   };
   std::map<Hdl, Follow> follows;
 
-  Impl(boost::asio::io_context& io_, JobService& s) : io(io_), service(s) {}
+  Impl(boost::asio::io_context& io_, JobService& s, WorkPool& p) : io(io_), service(s), pool(p) {}
 
   // The socket server calls back into this object; it is created once the
   // object is owned by a shared_ptr, so the handlers can hold a weak one.
@@ -49,8 +52,8 @@ struct WsEvents::Impl : std::enable_shared_from_this<WsEvents::Impl> {
     h.on_close = [weak](Hdl id) {
       if (auto self = weak.lock()) self->forget(id);
     };
-    h.on_message = [weak](Hdl id, const std::string& payload, bool binary) {
-      if (auto self = weak.lock()) self->on_message(id, payload, binary);
+    h.on_message = [weak](Hdl id, std::string payload, bool binary) {
+      if (auto self = weak.lock()) self->on_message(id, std::move(payload), binary);
     };
     WebSocketServer::Limits limits;
     limits.max_message_bytes = service.options().max_ws_frame_bytes;
@@ -58,14 +61,33 @@ struct WsEvents::Impl : std::enable_shared_from_this<WsEvents::Impl> {
     server = std::make_unique<WebSocketServer>(io, std::move(h), limits);
   }
 
-  // A client's STREAM_REPLY. Frames that cannot be placed get a REJECTED
-  // answer and change nothing; the job goes on waiting for a good reply.
-  void on_message(Hdl h, const std::string& payload, bool binary) {
+  // A client's STREAM_REPLY, decoded on the work pool (base64 of up to
+  // max_stream_bytes is no work for the I/O thread). Frames that cannot be
+  // placed get a REJECTED answer and change nothing; the job goes on
+  // waiting for a good reply.
+  void on_message(Hdl h, std::string payload, bool binary) {
     auto it = follows.find(h);
     if (it == follows.end()) return;
-    Status taken = service.stream_reply(it->second.job_id, payload, binary);
-    if (taken.ok()) return;
-    uint64_t stream_id = 0;
+    auto frame = std::make_shared<const std::string>(std::move(payload));
+    std::weak_ptr<Impl> weak = shared_from_this();
+    const bool posted = pool.try_post([weak, h, job_id = it->second.job_id, frame, binary] {
+      auto self = weak.lock();
+      if (!self) return;
+      Status taken = self->service.stream_reply(job_id, *frame, binary);
+      if (taken.ok()) return;
+      std::string answer = transport::encode_rejected(stream_id_of(*frame, binary), taken.message());
+      boost::asio::post(self->io, [weak, h, answer = std::move(answer)] {
+        if (auto s = weak.lock()) s->server->send(h, answer, /*binary=*/false);
+      });
+    });
+    if (!posted) {
+      server->send(h, transport::encode_rejected(stream_id_of(*frame, binary),
+                                                 "the server is busy (its work queue is full); send the reply again"),
+                   /*binary=*/false);
+    }
+  }
+
+  static uint64_t stream_id_of(const std::string& payload, bool binary) {
     json j;
     if (binary) {
       auto parts = transport::split_binary_frame(payload);
@@ -74,9 +96,9 @@ struct WsEvents::Impl : std::enable_shared_from_this<WsEvents::Impl> {
       j = json::parse(payload, nullptr, false);
     }
     if (j.is_object() && j.contains("stream_id") && j["stream_id"].is_number_unsigned()) {
-      stream_id = j["stream_id"].get<uint64_t>();
+      return j["stream_id"].get<uint64_t>();
     }
-    server->send(h, transport::encode_rejected(stream_id, taken.message()), /*binary=*/false);
+    return 0;
   }
 
   static WebSocketServer::Refusal refuse(const Status& s) {
@@ -117,8 +139,9 @@ struct WsEvents::Impl : std::enable_shared_from_this<WsEvents::Impl> {
     auto it = follows.find(h);
     if (it == follows.end()) return;
     Follow& f = it->second;
-    // Subscribe first, then replay: a live event that races the replay is
-    // posted behind it and dropped by its seq.
+    // Subscribe first, then replay: live events that arrive during the
+    // replay are held, and sent after it (those it already had are
+    // dropped by their seq).
     std::weak_ptr<Impl> weak = shared_from_this();
     f.handle = service.subscribe(f.job_id, [weak, h](const JobEvent& ev) {
       auto self = weak.lock();
@@ -129,24 +152,40 @@ struct WsEvents::Impl : std::enable_shared_from_this<WsEvents::Impl> {
     });
     f.subscribed = true;
     f.last_sent = f.after;
-    auto past = service.events_after(f.job_id, f.after);
-    if (!past.ok()) {
-      server->close(h, CloseCode::kInternalError, past.status().message());
-      return;
-    }
+    // The store is read on the work pool; the replay comes back here.
+    const bool posted = pool.try_post([weak, h, job_id = f.job_id, after = f.after] {
+      auto self = weak.lock();
+      if (!self) return;
+      auto past = std::make_shared<Result<std::vector<JobEvent>>>(self->service.events_after(job_id, after));
+      auto pending = self->service.pending_stream(job_id);
+      auto state = self->service.job_state(job_id);
+      const bool ended = state.ok() && is_terminal(*state);
+      boost::asio::post(self->io, [weak, h, past, pending, ended] {
+        if (auto s = weak.lock()) s->replayed(h, *past, pending, ended);
+      });
+    });
+    if (!posted) server->close(h, CloseCode::kTryAgainLater, "the server is busy (its work queue is full); reconnect");
+  }
+
+  void replayed(Hdl h, const Result<std::vector<JobEvent>>& past, const std::optional<std::string>& pending,
+                bool ended) {
+    auto it = follows.find(h);
+    if (it == follows.end()) return;
+    if (!past.ok()) return server->close(h, CloseCode::kInternalError, past.status().message());
+    std::vector<JobEvent> held = std::move(it->second.held);
+    it->second.replaying = false;
     for (const JobEvent& ev : *past) deliver(h, ev);
     // A stream request waiting for a reply goes out again to a reattached client.
-    if (auto frame = service.pending_stream(f.job_id)) server->send(h, *frame, /*binary=*/true);
+    if (pending && follows.count(h)) server->send(h, *pending, /*binary=*/true);
+    for (const JobEvent& ev : held) deliver(h, ev);
     // Resumed past the terminal event: nothing more will come, say so.
-    auto still = follows.find(h);
-    if (still == follows.end()) return;
-    auto job = service.job_state(still->second.job_id);
-    if (job.ok() && is_terminal(*job)) server->close(h, CloseCode::kNormal, "job finished");
+    if (ended && follows.count(h)) server->close(h, CloseCode::kNormal, "job finished");
   }
 
   void deliver(Hdl h, const JobEvent& ev) {
     auto it = follows.find(h);
     if (it == follows.end()) return;
+    if (it->second.replaying) return it->second.held.push_back(ev);
     if (ev.seq == 0) {  // unsequenced (a binary STREAM frame): not part of the replayed history
       server->send(h, ev.json, /*binary=*/true);
       return;
@@ -165,7 +204,8 @@ struct WsEvents::Impl : std::enable_shared_from_this<WsEvents::Impl> {
   }
 };
 
-WsEvents::WsEvents(boost::asio::io_context& io, JobService& service) : impl_(std::make_shared<Impl>(io, service)) {
+WsEvents::WsEvents(boost::asio::io_context& io, JobService& service, WorkPool& pool)
+    : impl_(std::make_shared<Impl>(io, service, pool)) {
   impl_->init();
 }
 

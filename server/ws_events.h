@@ -3,7 +3,9 @@
 // events. `?after=SEQ` replays what the client missed from the store before
 // live events, so no event (COMPLETED included) is lost across reconnects.
 // The sockets are transport/websocket.h's, so websocketpp stays replaceable.
-// Thread safety: runs on the io_context's thread; JobService listeners post to it.
+// The store is read, and STREAM replies decoded, on the WorkPool.
+// Thread safety: runs on the io_context's thread; JobService listeners and
+// pooled work post to it.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -14,12 +16,13 @@
 
 #include "graph/status.h"
 #include "server/job_service.h"
+#include "server/work_pool.h"
 
 namespace loom::server {
 
 class WsEvents {
  public:
-  WsEvents(boost::asio::io_context& io, JobService& service);
+  WsEvents(boost::asio::io_context& io, JobService& service, WorkPool& pool);
   ~WsEvents();
   Status listen(const std::string& host, uint16_t port);
   uint16_t port() const;

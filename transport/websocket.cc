@@ -29,17 +29,54 @@ websocketpp::frame::opcode::value opcode(bool binary) {
 
 struct WebSocketServer::Impl : std::enable_shared_from_this<WebSocketServer::Impl> {
   Impl(boost::asio::io_context& io_, Handlers h, Limits l)
-      : io(io_), handlers(std::move(h)), limits(l), ping_timer(io_) {}
+      : io(io_), handlers(std::move(h)), limits(l), ping_timer(io_), accept_backoff(io_) {}
 
   boost::asio::io_context& io;
   Handlers handlers;
   Limits limits;
   boost::asio::steady_timer ping_timer;
+  boost::asio::steady_timer accept_backoff;
   bool stopped = false;
   WsServer server;
   ConnectionId next_id = 1;
   std::map<Hdl, ConnectionId, std::owner_less<Hdl>> ids;
   std::map<ConnectionId, Hdl> hdls;
+
+  // Our own accept loop, not websocketpp's start_accept(): that one accepts
+  // again at once after a failure, which out of descriptors (EMFILE) fails
+  // again at once and spins a core. Here a failure waits 100 ms.
+  void accept_next() {
+    if (stopped || !server.is_listening()) return;
+    WsServer::connection_ptr con = server.get_connection();
+    if (!con) return backoff();
+    websocketpp::lib::error_code ec;
+    std::weak_ptr<Impl> weak = shared_from_this();
+    server.async_accept(
+        con,
+        [weak, con](websocketpp::lib::error_code const& e) {
+          auto self = weak.lock();
+          if (!self) return;
+          if (e) {
+            con->terminate(e);
+            return self->backoff();
+          }
+          con->start();
+          self->accept_next();
+        },
+        ec);
+    if (ec) {
+      con->terminate(ec);
+      backoff();
+    }
+  }
+  void backoff() {
+    if (stopped) return;
+    accept_backoff.expires_after(std::chrono::milliseconds(100));
+    std::weak_ptr<Impl> weak = shared_from_this();
+    accept_backoff.async_wait([weak](boost::system::error_code e) {
+      if (auto self = weak.lock(); self && !e) self->accept_next();
+    });
+  }
 
   void init(uint64_t max_message_bytes) {
     server.clear_access_channels(websocketpp::log::alevel::all);
@@ -77,7 +114,8 @@ struct WebSocketServer::Impl : std::enable_shared_from_this<WebSocketServer::Imp
     server.set_message_handler([weak](Hdl h, WsServer::message_ptr msg) {
       if (auto self = weak.lock()) self->guarded(h, "handling a frame", [&](ConnectionId id) {
         if (self->handlers.on_message) {
-          self->handlers.on_message(id, msg->get_payload(), msg->get_opcode() == websocketpp::frame::opcode::binary);
+          const bool binary = msg->get_opcode() == websocketpp::frame::opcode::binary;
+          self->handlers.on_message(id, std::move(msg->get_raw_payload()), binary);
         }
       });
     });
@@ -168,8 +206,7 @@ Status WebSocketServer::listen(const std::string& host, uint16_t port) {
   websocketpp::lib::error_code ec;
   impl_->server.listen(boost::asio::ip::tcp::endpoint(addr, port), ec);
   if (ec) return Status(StatusCode::kUnavailable, "WebSocket listener: " + ec.message());
-  impl_->server.start_accept(ec);
-  if (ec) return Status(StatusCode::kUnavailable, "WebSocket accept: " + ec.message());
+  impl_->accept_next();
   impl_->schedule_pings();
   return Status();
 }
@@ -182,6 +219,7 @@ uint16_t WebSocketServer::port() const {
 void WebSocketServer::stop_listening() {
   impl_->stopped = true;
   impl_->ping_timer.cancel();
+  impl_->accept_backoff.cancel();
   websocketpp::lib::error_code ec;
   if (impl_->server.is_listening()) impl_->server.stop_listening(ec);
 }

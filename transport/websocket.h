@@ -30,6 +30,7 @@ enum class CloseCode : uint16_t {
   kPolicyViolation = 1008,
   kTooBig = 1009,
   kInternalError = 1011,
+  kTryAgainLater = 1013,
 };
 
 // Accepts WebSocket connections on a port, on an io_context the caller runs
@@ -53,7 +54,8 @@ class WebSocketServer {
     // Before the upgrade: nullopt accepts, a Refusal answers with it.
     std::function<std::optional<Refusal>(ConnectionId, const Handshake&)> validate;
     std::function<void(ConnectionId)> on_open;
-    std::function<void(ConnectionId, const std::string& payload, bool binary)> on_message;
+    // The payload is the handler's to keep (moved out of the frame).
+    std::function<void(ConnectionId, std::string payload, bool binary)> on_message;
     // Once per validated connection: closed, failed, or refused.
     std::function<void(ConnectionId)> on_close;
   };

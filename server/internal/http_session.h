@@ -6,6 +6,7 @@
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -22,6 +23,7 @@
 #include "server/http_api.h"
 #include "server/job_service.h"
 #include "server/metrics.h"
+#include "server/work_pool.h"
 
 namespace loom::server::internal {
 
@@ -34,24 +36,38 @@ using StringResponse = http::response<http::string_body>;
 
 constexpr const char* kServerVersion = "loom-server 0.1.0";
 
-// What every session shares: the service, metrics and announced ports.
+// What every session shares: the service, metrics, the work pool and
+// announced ports.
 struct ApiContext {
   JobService& service;
   Metrics& metrics;
+  WorkPool& pool;
   const uint16_t* ws_port;
-  std::atomic<size_t>* open_sessions;  // counted by Session's constructor and destructor
+  // Counted by Session's constructor and destructor; shared, because a
+  // session's last handler may be destroyed after the HttpApi.
+  std::shared_ptr<std::atomic<size_t>> open_sessions;
 };
 
-// A request waiting for its job's end before it answers (I/O thread only):
-// POST /v1/jobs?wait_ms=N, and DELETE of a running job.
+// A request waiting for its job's end before it answers (the session's
+// strand only): POST /v1/jobs?wait_ms=N, and DELETE of a running job.
 struct JobEndWait {
   explicit JobEndWait(const asio::any_io_executor& ex) : timer(ex) {}
   asio::steady_timer timer;
   std::string job_id;
   uint64_t subscription = 0;
   bool answered = false;
-  // Called once: with the terminal state and event, or nullptrs on timeout
-  // (event alone nullptr: the job had ended before the wait began).
+  // Set on the strand by arm(): the handler (on the work pool) has filled in
+  // job_id, subscription and then. An end that comes before is kept here.
+  bool armed = false;
+  bool ended_early = false;
+  const char* early_state = nullptr;
+  std::optional<JobEvent> early_event;
+  // `then` reads the store even when given the event (it runs on the work
+  // pool then; otherwise, with an event, on the strand at once).
+  bool reads_store_on_event = false;
+  // Called once, on the work pool: with the terminal state and event, or
+  // nullptrs on timeout (event alone nullptr: the job had ended before the
+  // wait began).
   std::function<void(const char* state, const JobEvent* event)> then;
 };
 
@@ -69,11 +85,13 @@ struct Call {
 };
 
 // One route: method, path template as OpenAPI writes it, whether it needs a
-// key, and its handler (a Session member).
+// key, whether its handler blocks (store, blobs, decoding: it runs on the
+// work pool, key check included), and its handler (a Session member).
 struct Route {
   http::verb method;
   const char* path;
   bool needs_key;
+  bool blocking;
   void (Session::*handler)(Call& call);
 };
 const std::vector<Route>& routes();
@@ -101,20 +119,24 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   void read();
   void on_read(beast::error_code ec);
-  void dispatch(StringRequest req);
+  void dispatch(std::shared_ptr<StringRequest> req);
+  void run_route(const Route& route, Call& call);
   void close();
 
  public:  // for the handlers
+  // From any thread: the write is posted to the session's strand.
   template <class Body>
   void send(http::response<Body>&& res, bool close_after = false) {
     close_after = close_after || !res.keep_alive();
     auto sp = std::make_shared<http::response<Body>>(std::move(res));
-    in_flight_ = sp;
-    http::async_write(stream_, *sp, [self = shared_from_this(), sp, close_after](beast::error_code ec, size_t bytes) {
-      self->ctx_.metrics.bytes_sent(bytes);
-      self->in_flight_.reset();
-      if (ec || close_after) return self->close();
-      self->read();
+    asio::post(stream_.get_executor(), [self = shared_from_this(), sp, close_after] {
+      self->in_flight_ = sp;
+      http::async_write(self->stream_, *sp, [self, sp, close_after](beast::error_code ec, size_t bytes) {
+        self->ctx_.metrics.bytes_sent(bytes);
+        self->in_flight_.reset();
+        if (ec || close_after) return self->close();
+        self->read();
+      });
     });
   }
   void send_json(const Call& call, http::status status, const nlohmann::json& body);
@@ -122,8 +144,9 @@ class Session : public std::enable_shared_from_this<Session> {
   void send_result(const Call& call, const Result<nlohmann::json>& r, http::status ok = http::status::ok);
   // A listener that ends `w` on the job's terminal event, on this strand.
   JobService::Listener end_listener(const std::shared_ptr<JobEndWait>& w);
-  // Starts the timeout of `w`; `subscribed_late`: the job may have ended
-  // before the subscription, so look once.
+  // Starts the timeout of `w` (on the strand, from any thread);
+  // `subscribed_late`: the job may have ended before the subscription, so
+  // look once.
   void arm(const std::shared_ptr<JobEndWait>& w, int64_t wait_ms, bool subscribed_late);
   void end_wait(const std::shared_ptr<JobEndWait>& w, const char* state, const JobEvent* event);
   void send_raw_result(const nlohmann::json& answer, const JobEvent& event, unsigned version, bool keep_alive);

@@ -55,6 +55,7 @@ void run_local(Context& ctx);
 void run_remote(Context& ctx);
 void run_stream(Context& ctx);
 void run_probe(Context& ctx);
+void run_load(Context& ctx);
 
 }  // namespace loom::bench
 

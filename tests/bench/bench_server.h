@@ -7,6 +7,8 @@
 
 #include <fstream>
 #include <stdexcept>
+#include <cstdlib>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -32,6 +34,11 @@ class BenchServer {
       set_blas_threads(blas_threads_);
       args.extra = {"--blas-threads", std::to_string(blas_threads_)};
     }
+    // LOOM_BENCH_SERVER_FLAGS="--io-workers 2": server flags to compare settings.
+    if (const char* flags = std::getenv("LOOM_BENCH_SERVER_FLAGS")) {
+      std::istringstream words(flags);
+      for (std::string w; words >> w;) args.extra.push_back(w);
+    }
     server_ = std::make_unique<loom::testing::ServerProcess>(args);
   }
   ~BenchServer() {
@@ -47,6 +54,8 @@ class BenchServer {
     return co;
   }
   const std::string& checkpoint() const { return ckpt_; }
+  uint16_t http_port() const { return server_->http_port(); }
+  const std::string& api_key() const { return key_; }
   std::string work_dir() const { return dir_.path(); }
 
  private:

@@ -148,11 +148,12 @@ class ServerTest : public ::testing::Test {
   // (Re)starts the server on this test's data directory.
   // Webhook receivers in tests listen on loopback, which the server refuses
   // by default (SSRF): tests allow it unless they test that refusal.
-  void start(std::vector<std::string> extra = {}) {
+  // `max_fds` > 0 caps the server's descriptors.
+  void start(std::vector<std::string> extra = {}, uint64_t max_fds = 0) {
     if (allow_loopback_webhooks_) extra.insert(extra.end(), {"--webhook-allow", "127.0.0.0/8"});
     server_.reset();
     server_ = std::make_unique<ServerProcess>(
-        ServerArgs{models_->file("models.json"), data_dir_, dir_.file("server.log"), std::move(extra)});
+        ServerArgs{models_->file("models.json"), data_dir_, dir_.file("server.log"), std::move(extra), max_fds});
     port_ = server_->http_port();
   }
 

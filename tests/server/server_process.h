@@ -14,6 +14,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -35,6 +36,7 @@ struct ServerArgs {
   std::string data_dir;
   std::string log_file;                  // the server's stderr (appended to)
   std::vector<std::string> extra;        // e.g. {"--queue-capacity", "1"}
+  uint64_t max_fds = 0;                  // > 0: the server's descriptor limit, soft and hard
 };
 
 class ServerProcess {
@@ -59,6 +61,10 @@ class ServerProcess {
       // test process, even one killed by a ctest timeout.
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       if (::getppid() != parent) ::_exit(127);
+      if (args_.max_fds > 0) {
+        rlimit r{args_.max_fds, args_.max_fds};
+        if (::setrlimit(RLIMIT_NOFILE, &r) != 0) ::_exit(127);
+      }
       int log_fd = ::open(args_.log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
       if (::dup2(fds[1], STDOUT_FILENO) < 0 || log_fd < 0 || ::dup2(log_fd, STDERR_FILENO) < 0) ::_exit(127);
       ::execv(argv[0], argv.data());

@@ -1,12 +1,19 @@
 // Peers that never answer, and shutdown with work in flight, against the
 // real loom-server: a webhook receiver that accepts and stays silent delays
 // neither the other webhooks nor SIGTERM; a job still running at the drain
-// deadline ends in ERROR saying the server shut down.
+// deadline ends in ERROR saying the server shut down; a normal client's
+// runs succeed while idle connections, slowloris clients and a zstd bomb
+// are in flight (its latency under that load is `scripts/bench load`).
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include <fstream>
+#include <sstream>
 #include <thread>
 
+#include <unistd.h>
+
+#include "tests/server/hostile_load.h"
 #include "tests/server/server_fixture.h"
 
 namespace loom::testing {
@@ -98,6 +105,79 @@ TEST_F(SlowPeersTest, AJobStillRunningAtTheDrainDeadlineEndsInErrorSayingSo) {
   EXPECT_EQ(end.value("state", ""), "ERROR") << end.dump();
   EXPECT_EQ(end["error"].value("code", ""), "UNAVAILABLE") << end.dump();
   EXPECT_NE(end["error"].value("message", "").find("drain deadline"), std::string::npos) << end.dump();
+}
+
+TEST_F(SlowPeersTest, UnderHostileLoadANormalClientsBlockingRunsSucceed) {
+  ASSERT_GE(raise_fd_limit(), 2200u) << "this test holds 2,050 connections: raise the descriptor limit";
+  start();
+  HostileLoad load(port_, {2000, 50, true, key_b_});
+  load.start();
+  ASSERT_EQ(load.idle_open(), 2000u);
+  ASSERT_EQ(load.slowloris_open(), 50u);
+  for (int i = 0; i < 40; ++i) {
+    Builder b;
+    build_tiny_graph(b);
+    HttpResponse r = api("POST", "/v1/jobs?wait_ms=10000", key_a_, job_body("tiny", b.graph(), token_ids(2, 6, 900 + i), true));
+    ASSERT_EQ(r.status, 200) << "run " << i << ": " << r.describe() << "\n" << server_->log();
+    ASSERT_EQ(r.json().value("state", ""), "COMPLETED") << r.describe();
+  }
+  // The bomb was answered, each time with 413, and the load still holds.
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (load.bombs() == 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(50ms);
+  EXPECT_GE(load.bombs_refused(), 1u);
+  EXPECT_EQ(load.bombs_refused(), load.bombs()) << "a bomb got an answer other than 413";
+  EXPECT_GT(load.slowloris_lines(), 50u) << "the slowloris clients never got past their first line";
+  load.stop();
+  EXPECT_EQ(api("GET", "/healthz", "").status, 200);
+}
+
+// CPU seconds the process has used (user + system), from /proc.
+double cpu_seconds(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+  std::vector<std::string> f;
+  for (std::string w; fields >> w;) f.push_back(w);
+  if (f.size() < 13) return -1;
+  return (std::stod(f[11]) + std::stod(f[12])) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+TEST_F(SlowPeersTest, OutOfDescriptorsTheAcceptLoopWaitsInsteadOfSpinningAndRecovers) {
+  start({}, /*max_fds=*/96);
+  const uint16_t ws_port = websocket_port();
+  ASSERT_NE(ws_port, 0);
+  // Connections to both ports until the server cannot accept more: each it
+  // accepts costs it a descriptor; past its limit the kernel still
+  // completes handshakes into the backlogs, so the connects go on succeeding.
+  std::vector<std::unique_ptr<boost::asio::ip::tcp::socket>> held;
+  boost::asio::io_context io;
+  for (uint16_t port : {port_, ws_port}) {
+    const boost::asio::ip::tcp::endpoint ep(boost::asio::ip::address_v4::loopback(), port);
+    for (int i = 0; i < 150; ++i) {
+      auto s = std::make_unique<boost::asio::ip::tcp::socket>(io);
+      boost::system::error_code ec;
+      s->connect(ep, ec);
+      if (ec) break;
+      held.push_back(std::move(s));
+    }
+  }
+  ASSERT_GT(held.size(), 200u);
+  std::this_thread::sleep_for(500ms);  // the server reaches EMFILE
+  const double before = cpu_seconds(server_->pid());
+  std::this_thread::sleep_for(2s);
+  const double used = cpu_seconds(server_->pid()) - before;
+  EXPECT_LT(used, 0.5) << "the server used " << used << " s of CPU in 2 s out of descriptors: the accept loop spins";
+  held.clear();  // descriptors come back
+  HttpResponse r;
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    r = api("GET", "/healthz", "");
+    if (r.status == 200) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(r.status, 200) << r.describe() << "\n" << server_->log();
+  std::string id = submit_ok(tiny_job(95), key_a_);
+  EXPECT_EQ(wait_terminal(id, key_a_).value("state", ""), "COMPLETED");
 }
 
 }  // namespace
