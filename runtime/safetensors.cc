@@ -21,6 +21,7 @@
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "safetensors I/O assumes a little-endian host");
 
 namespace loom::runtime {
+using namespace internal;
 namespace {
 
 using Json = nlohmann::json;
@@ -37,17 +38,12 @@ constexpr DtypeInfo kDtypes[] = {
     {"U8", at::kByte, 1},    {"BOOL", at::kBool, 1},
 };
 
-// Real tensors have a handful of dims; a header with thousands is hostile and
-// would only make at::empty allocate large size arrays.
-constexpr size_t kMaxRank = 64;
-constexpr uint64_t kMaxBytes = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
-constexpr char kMetadataKey[] = "__metadata__";
-
-const DtypeInfo* dtype_by_name(const std::string& name) {
+// The torch type of a dtype the header parser accepted.
+at::ScalarType scalar_type(const SafetensorsDtype* dtype) {
   for (const DtypeInfo& d : kDtypes) {
-    if (name == d.name) return &d;
+    if (std::string_view(dtype->name) == d.name) return d.type;
   }
-  return nullptr;
+  return at::kByte;  // unreachable: both tables list the same names
 }
 
 const DtypeInfo* dtype_by_type(at::ScalarType type) {
@@ -55,52 +51,6 @@ const DtypeInfo* dtype_by_type(at::ScalarType type) {
     if (type == d.type) return &d;
   }
   return nullptr;
-}
-
-std::string supported_dtypes() {
-  std::string out;
-  for (const DtypeInfo& d : kDtypes) {
-    if (!out.empty()) out += ", ";
-    out += d.name;
-  }
-  return out;
-}
-
-// A name as it appears in messages: JSON-quoted, so control characters and
-// invalid UTF-8 stay readable.
-std::string json_quoted(const std::string& s) {
-  return Json(s).dump(-1, ' ', false, Json::error_handler_t::replace);
-}
-
-template <typename T>
-std::string list_str(const std::vector<T>& values) {
-  std::string out = "[";
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (i) out += ", ";
-    out += std::to_string(values[i]);
-  }
-  return out + "]";
-}
-
-std::string offsets_str(uint64_t begin, uint64_t end) {
-  return "[" + std::to_string(begin) + ", " + std::to_string(end) + "]";
-}
-
-// numel x itemsize, or false when it does not fit in an int64 byte count.
-bool byte_size(const std::vector<int64_t>& shape, uint64_t itemsize, uint64_t* out) {
-  uint64_t n = itemsize;
-  for (int64_t dim : shape) {
-    if (dim < 0 || __builtin_mul_overflow(n, static_cast<uint64_t>(dim), &n)) return false;
-  }
-  if (n > kMaxBytes) return false;
-  *out = n;
-  return true;
-}
-
-uint64_t read_le64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-  return v;
 }
 
 std::string le64_bytes(uint64_t v) {
@@ -124,197 +74,18 @@ Status io_error(const std::string& what, const std::string& path, int err) {
   }
 }
 
-// One tensor's entry in a header, checked against the data section.
-struct Entry {
-  std::string name;
-  const DtypeInfo* dtype = nullptr;
-  std::vector<int64_t> shape;
-  uint64_t begin = 0;
-  uint64_t end = 0;
-};
-
-struct ParsedHeader {
-  std::vector<Entry> entries;  // sorted by begin; they tile the data section
-  std::map<std::string, std::string> metadata;
-};
-
-// The header length announced by the first 8 bytes of a `total`-byte file,
-// checked against the bytes that follow it and the limits.
-Result<uint64_t> check_header_length(const std::string& label, const char* prefix, uint64_t total,
-                                     const SafetensorsLimits& limits) {
-  if (total < 8) {
-    return invalid_argument(label + ": " + std::to_string(total) +
-                            " bytes is too short for the 8-byte header length");
-  }
-  uint64_t n = read_le64(prefix);
-  if (n > total - 8) {
-    return invalid_argument(label + ": header length " + std::to_string(n) + " is longer than the " +
-                            std::to_string(total - 8) + " bytes that follow it");
-  }
-  if (n > limits.max_header_bytes) {
-    return invalid_argument(label + ": header length " + std::to_string(n) + " exceeds the limit of " +
-                            std::to_string(limits.max_header_bytes) + " bytes");
-  }
-  if (total - 8 - n > limits.max_total_bytes) {
-    return invalid_argument(label + ": data section of " + std::to_string(total - 8 - n) +
-                            " bytes exceeds the limit of " + std::to_string(limits.max_total_bytes) + " bytes");
-  }
-  return n;
-}
-
-// Reads a non-negative integer that fits in int64 from `v`.
-bool as_size(const Json& v, uint64_t* out) {
-  if (!v.is_number_unsigned()) return false;  // negatives parse as signed, fractions as float
-  uint64_t u = v.get<uint64_t>();
-  if (u > kMaxBytes) return false;
-  *out = u;
-  return true;
-}
-
-Result<Entry> parse_entry(const std::string& where, const std::string& name, const Json& value,
-                          uint64_t data_size) {
-  if (name.empty()) return invalid_argument(where + "tensor name is empty");
-  if (!value.is_object()) return invalid_argument(where + "entry must be an object, got " + value.type_name());
-  Entry e;
-  e.name = name;
-
-  auto dtype = value.find("dtype");
-  if (dtype == value.end()) return invalid_argument(where + "missing \"dtype\"");
-  if (!dtype->is_string()) return invalid_argument(where + "\"dtype\" must be a string, got " + dtype->type_name());
-  e.dtype = dtype_by_name(dtype->get_ref<const std::string&>());
-  if (e.dtype == nullptr) {
-    return invalid_argument(where + "unknown dtype " + json_quoted(dtype->get_ref<const std::string&>()) +
-                            " (supported: " + supported_dtypes() + ")");
-  }
-
-  auto shape = value.find("shape");
-  if (shape == value.end()) return invalid_argument(where + "missing \"shape\"");
-  if (!shape->is_array()) return invalid_argument(where + "\"shape\" must be an array, got " + shape->type_name());
-  if (shape->size() > kMaxRank) {
-    return invalid_argument(where + "\"shape\" has " + std::to_string(shape->size()) + " dims, more than " +
-                            std::to_string(kMaxRank));
-  }
-  for (size_t i = 0; i < shape->size(); ++i) {
-    uint64_t dim = 0;
-    if (!as_size((*shape)[i], &dim)) {
-      return invalid_argument(where + "shape[" + std::to_string(i) + "] must be a non-negative integer, got " +
-                              (*shape)[i].dump());
-    }
-    e.shape.push_back(static_cast<int64_t>(dim));
-  }
-  uint64_t nbytes = 0;
-  if (!byte_size(e.shape, e.dtype->itemsize, &nbytes)) {
-    return invalid_argument(where + e.dtype->name + " " + list_str(e.shape) + " needs more than 2^63 bytes");
-  }
-
-  auto offsets = value.find("data_offsets");
-  if (offsets == value.end()) return invalid_argument(where + "missing \"data_offsets\"");
-  if (!offsets->is_array() || offsets->size() != 2) {
-    return invalid_argument(where + "\"data_offsets\" must be an array [begin, end], got " + offsets->dump());
-  }
-  if (!as_size((*offsets)[0], &e.begin) || !as_size((*offsets)[1], &e.end)) {
-    return invalid_argument(where + "\"data_offsets\" must hold non-negative integers, got " + offsets->dump());
-  }
-  std::string range = "data_offsets " + offsets_str(e.begin, e.end);
-  if (e.end < e.begin) return invalid_argument(where + range + " end before begin");
-  if (e.end > data_size) {
-    return invalid_argument(where + range + " run past the data section of " + std::to_string(data_size) +
-                            " bytes");
-  }
-  if (e.end - e.begin != nbytes) {
-    return invalid_argument(where + range + " hold " + std::to_string(e.end - e.begin) + " bytes but " +
-                            e.dtype->name + " " + list_str(e.shape) + " needs " + std::to_string(nbytes));
-  }
-  return e;
-}
-
-Result<ParsedHeader> parse_header(const std::string& label, const char* text, size_t size, uint64_t data_size,
-                                  const SafetensorsLimits& limits) {
-  // nlohmann keeps the last of duplicate keys; a duplicated tensor name is
-  // ambiguous, so the callback records it and the header is rejected.
-  std::set<std::string> seen;
-  std::string duplicate;
-  Json::parser_callback_t on_event = [&](int depth, Json::parse_event_t event, Json& parsed) {
-    if (event == Json::parse_event_t::key && depth == 1 && duplicate.empty() &&
-        !seen.insert(parsed.get_ref<const std::string&>()).second) {
-      duplicate = parsed.get_ref<const std::string&>();
-    }
-    return true;
-  };
-  Json root;
-  try {
-    root = Json::parse(text, text + size, on_event);
-  } catch (const Json::exception& e) {
-    return invalid_argument(label + ": header is not valid JSON: " + e.what());
-  }
-  if (!root.is_object()) return invalid_argument(label + ": header must be a JSON object, got " + root.type_name());
-  if (!duplicate.empty()) return invalid_argument(label + ": header names " + json_quoted(duplicate) + " twice");
-
-  ParsedHeader out;
-  size_t count = root.size() - root.count(kMetadataKey);
-  if (count > limits.max_tensors) {
-    return invalid_argument(label + ": header lists " + std::to_string(count) + " tensors, more than the limit of " +
-                            std::to_string(limits.max_tensors));
-  }
-  out.entries.reserve(count);
-  for (const auto& [name, value] : root.items()) {
-    if (name == kMetadataKey) {
-      if (value.is_null()) continue;  // the reference writer's "no metadata"
-      if (!value.is_object()) {
-        return invalid_argument(label + ": \"__metadata__\" must be an object, got " + value.type_name());
-      }
-      for (const auto& [key, v] : value.items()) {
-        if (!v.is_string()) {
-          return invalid_argument(label + ": \"__metadata__\" value " + json_quoted(key) + " must be a string, got " +
-                                  v.type_name());
-        }
-        out.metadata[key] = v.get<std::string>();
-      }
-      continue;
-    }
-    LOOM_ASSIGN_OR_RETURN(Entry e, parse_entry(label + ": tensor " + json_quoted(name) + ": ", name, value, data_size));
-    out.entries.push_back(std::move(e));
-  }
-
-  // Like the reference reader, tensors must tile the data section exactly:
-  // no overlap (two tensors aliasing bytes), no gaps, no trailing bytes.
-  std::sort(out.entries.begin(), out.entries.end(), [](const Entry& a, const Entry& b) {
-    return std::tie(a.begin, a.end, a.name) < std::tie(b.begin, b.end, b.name);
-  });
-  uint64_t covered = 0;
-  const Entry* prev = nullptr;
-  for (const Entry& e : out.entries) {
-    std::string where = label + ": tensor " + json_quoted(e.name) + ": data_offsets " + offsets_str(e.begin, e.end);
-    if (e.begin < covered) {
-      return invalid_argument(where + " overlap tensor " + json_quoted(prev->name) + " at " +
-                              offsets_str(prev->begin, prev->end));
-    }
-    if (e.begin > covered) {
-      return invalid_argument(where + " leave bytes " + offsets_str(covered, e.begin) +
-                              " of the data section unused");
-    }
-    covered = e.end;
-    prev = &e;
-  }
-  if (covered != data_size) {
-    return invalid_argument(label + ": tensors cover " + std::to_string(covered) + " bytes but the data section has " +
-                            std::to_string(data_size));
-  }
-  return out;
-}
-
 // Allocates each tensor and lets `fill` copy its bytes in; checks BOOL bytes,
 // since a bool other than 0 or 1 is undefined behaviour in kernels.
-using FillFn = std::function<Status(const Entry&, void* dst)>;
+using FillFn = std::function<Status(const SafetensorsEntry&, void* dst)>;
 
-Result<SafetensorsFile> materialize(const std::string& label, ParsedHeader header, const FillFn& fill) {
+Result<SafetensorsFile> materialize(const std::string& label, SafetensorsHeader header, const FillFn& fill) {
   SafetensorsFile out;
   out.metadata = std::move(header.metadata);
   out.tensors.reserve(header.entries.size());
-  for (const Entry& e : header.entries) {
+  for (const SafetensorsEntry& e : header.entries) {
     at::Tensor t;
     try {
-      t = at::empty(e.shape, at::TensorOptions().dtype(e.dtype->type));
+      t = at::empty(e.shape, at::TensorOptions().dtype(scalar_type(e.dtype)));
     } catch (const std::exception& ex) {  // c10::Error or std::bad_alloc
       return resource_exhausted(label + ": tensor " + json_quoted(e.name) + ": cannot allocate " +
                                 std::to_string(e.end - e.begin) + " bytes: " + ex.what());
@@ -322,7 +93,7 @@ Result<SafetensorsFile> materialize(const std::string& label, ParsedHeader heade
     size_t nbytes = e.end - e.begin;
     if (nbytes > 0) {
       LOOM_RETURN_IF_ERROR(fill(e, t.data_ptr()));
-      if (e.dtype->type == at::kBool) {
+      if (scalar_type(e.dtype) == at::kBool) {
         const auto* p = static_cast<const unsigned char*>(t.data_ptr());
         auto bad = std::find_if(p, p + nbytes, [](unsigned char b) { return b > 1; });
         if (bad != p + nbytes) {
@@ -388,11 +159,11 @@ at::Tensor SafetensorsFile::find(const std::string& name) const {
 
 Result<SafetensorsFile> read_safetensors_buffer(const std::string& bytes, const SafetensorsLimits& limits) {
   const std::string label = "<buffer>";
-  LOOM_ASSIGN_OR_RETURN(uint64_t n, check_header_length(label, bytes.data(), bytes.size(), limits));
+  LOOM_ASSIGN_OR_RETURN(uint64_t n, check_safetensors_header_length(label, bytes.data(), bytes.size(), limits));
   const char* data = bytes.data() + 8 + n;
   uint64_t data_size = bytes.size() - 8 - n;
-  LOOM_ASSIGN_OR_RETURN(ParsedHeader header, parse_header(label, bytes.data() + 8, n, data_size, limits));
-  return materialize(label, std::move(header), [data](const Entry& e, void* dst) {
+  LOOM_ASSIGN_OR_RETURN(SafetensorsHeader header, parse_safetensors_header(label, bytes.data() + 8, n, data_size, limits));
+  return materialize(label, std::move(header), [data](const SafetensorsEntry& e, void* dst) {
     std::memcpy(dst, data + e.begin, e.end - e.begin);
     return Status::ok_status();
   });
@@ -410,17 +181,17 @@ Result<SafetensorsFile> read_safetensors_file(const std::string& path, const Saf
   if (file_size >= 8 && std::fread(prefix, 1, 8, file.get()) != 8) {
     return invalid_argument(path + ": cannot read the header length (file changed while reading?)");
   }
-  LOOM_ASSIGN_OR_RETURN(uint64_t n, check_header_length(path, prefix, file_size, limits));
+  LOOM_ASSIGN_OR_RETURN(uint64_t n, check_safetensors_header_length(path, prefix, file_size, limits));
   std::string text(n, '\0');  // n <= file size and max_header_bytes
   if (n > 0 && std::fread(text.data(), 1, n, file.get()) != n) {
     return invalid_argument(path + ": cannot read the " + std::to_string(n) +
                             "-byte header (file changed while reading?)");
   }
   uint64_t data_start = 8 + n;
-  LOOM_ASSIGN_OR_RETURN(ParsedHeader header,
-                        parse_header(path, text.data(), text.size(), file_size - data_start, limits));
+  LOOM_ASSIGN_OR_RETURN(SafetensorsHeader header,
+                        parse_safetensors_header(path, text.data(), text.size(), file_size - data_start, limits));
   std::FILE* f = file.get();
-  return materialize(path, std::move(header), [&](const Entry& e, void* dst) {
+  return materialize(path, std::move(header), [&](const SafetensorsEntry& e, void* dst) {
     size_t nbytes = e.end - e.begin;
     if (fseeko(f, static_cast<off_t>(data_start + e.begin), SEEK_SET) != 0 ||
         std::fread(dst, 1, nbytes, f) != nbytes) {
@@ -477,7 +248,7 @@ Result<std::string> encode_safetensors_header(const std::vector<TensorLayout>& l
     for (const TensorLayout& l : layouts) {
       std::string where = "tensor " + json_quoted(l.name) + ": ";
       if (l.name.empty()) return invalid_argument("tensor name is empty");
-      if (l.name == kMetadataKey) return invalid_argument(where + "name is reserved for metadata");
+      if (l.name == kSafetensorsMetadataKey) return invalid_argument(where + "name is reserved for metadata");
       if (!names.insert(l.name).second) return invalid_argument(where + "name appears twice");
       const DtypeInfo* d = dtype_by_type(l.dtype);
       if (d == nullptr) {
@@ -485,8 +256,8 @@ Result<std::string> encode_safetensors_header(const std::vector<TensorLayout>& l
                                 " has no safetensors equivalent (supported: " + supported_dtypes() + ")");
       }
       uint64_t nbytes = 0;
-      if (!byte_size(l.shape, d->itemsize, &nbytes) || offset + nbytes > kMaxBytes) {
-        return invalid_argument(where + "shape " + list_str(l.shape) + " is negative or too large");
+      if (!byte_size(l.shape, d->itemsize, &nbytes) || offset + nbytes > kMaxTensorBytes) {
+        return invalid_argument(where + "shape " + shape_str(l.shape) + " is negative or too large");
       }
       Json entry = {{"dtype", d->name}, {"shape", l.shape}, {"data_offsets", {offset, offset + nbytes}}};
       if (text.size() > 1) text += ",";

@@ -20,17 +20,10 @@
 #include <vector>
 
 #include "graph/status.h"
+#include "runtime/safetensors_header.h"
 
 namespace loom::runtime {
 
-struct SafetensorsLimits {
-  // A header this large is already hostile: real ones are a few hundred KiB.
-  uint64_t max_header_bytes = 100ull << 20;
-  // Upper bound on the whole payload; keeps a lying header from making us
-  // allocate more than the caller is willing to hold.
-  uint64_t max_total_bytes = 64ull << 30;
-  uint64_t max_tensors = 1u << 20;
-};
 
 struct NamedTensor {
   std::string name;

@@ -83,51 +83,15 @@ void Session::close() {
   stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
 }
 
-namespace {
-
-// "/v1/jobs/{id}" against "/v1/jobs/ab12": true, params {"id": "ab12"}.
-bool match_path(std::string_view pattern, std::string_view path, std::map<std::string, std::string>& params) {
-  params.clear();
-  while (!pattern.empty() && !path.empty()) {
-    if (pattern.front() != '/' || path.front() != '/') return false;
-    pattern.remove_prefix(1);
-    path.remove_prefix(1);
-    size_t p = pattern.find('/'), q = path.find('/');
-    std::string_view seg_p = pattern.substr(0, p), seg = path.substr(0, q);
-    if (seg_p.size() > 2 && seg_p.front() == '{' && seg_p.back() == '}') {
-      if (seg.empty()) return false;
-      params[std::string(seg_p.substr(1, seg_p.size() - 2))] = std::string(seg);
-    } else if (seg_p != seg) {
-      return false;
-    }
-    pattern.remove_prefix(seg_p.size());
-    path.remove_prefix(seg.size());
-  }
-  return pattern.empty() && path.empty();
-}
-
-}  // namespace
-
 void Session::dispatch(std::shared_ptr<StringRequest> request) {
   const StringRequest& req = *request;
-  std::string target(req.target());
-  const size_t qm = target.find('?');
-  Call call{req, {}, qm == std::string::npos ? "" : target.substr(qm + 1), ""};
-  const std::string path = target.substr(0, qm);
-  const Route* route = nullptr;
-  bool path_known = false;
-  for (const Route& r : routes()) {
-    if (!match_path(r.path, path, call.params)) continue;
-    path_known = true;
-    if (r.method == req.method()) {
-      route = &r;
-      break;
-    }
-  }
+  RouteMatch m = match_route(req.method(), std::string_view(req.target().data(), req.target().size()));
+  Call call{req, std::move(m.params), std::move(m.query), ""};
+  const RouteSpec* route = m.route;
   if (route == nullptr) {
-    Status s = not_found("no route " + std::string(req.method_string()) + " " + path +
+    Status s = not_found("no route " + std::string(req.method_string()) + " " + m.path +
                          " (GET /v1/openapi.json lists the routes)");
-    return send_error(call, s, path_known ? http::status::method_not_allowed : http::status::not_found);
+    return send_error(call, s, m.path_known ? http::status::method_not_allowed : http::status::not_found);
   }
   // The protocol header is optional: absent means this server's version.
   auto proto = req.find(transport::kProtocolHeader);
@@ -150,18 +114,17 @@ void Session::dispatch(std::shared_ptr<StringRequest> request) {
   send(std::move(res));
 }
 
-void Session::run_route(const Route& route, Call& call) {
+void Session::run_route(const RouteSpec& route, Call& call) {
   // No exception leaves a handler: it becomes this request's 500.
   try {
     if (route.needs_key) {
-      std::string key;
       auto auth = call.req.find(http::field::authorization);
-      if (auth != call.req.end() && auth->value().starts_with("Bearer ")) key = std::string(auth->value().substr(7));
+      std::string key = auth == call.req.end() ? "" : bearer_key(std::string_view(auth->value().data(), auth->value().size()));
       auto owner = ctx_.service.authenticate(key);
       if (!owner.ok()) return send_error(call, owner.status());
       call.owner = *owner;
     }
-    (this->*(route.handler))(call);
+    (this->*handler_of(route.id))(call);
   } catch (const std::exception& e) {
     std::cerr << "loom-server: " << route.path << ": " << e.what() << "\n";
     send_error(call, internal_error(std::string("handling ") + route.path + ": " + e.what()));
@@ -297,7 +260,7 @@ void HttpApi::stop() {
 
 std::vector<std::pair<std::string, std::string>> HttpApi::route_list() {
   std::vector<std::pair<std::string, std::string>> out;
-  for (const Route& r : routes()) out.emplace_back(std::string(http::to_string(r.method)), r.path);
+  for (const RouteSpec& r : route_specs()) out.emplace_back(std::string(http::to_string(r.method)), r.path);
   return out;
 }
 

@@ -2,7 +2,6 @@
 #include <fcntl.h>
 
 #include <algorithm>
-#include <regex>
 
 #include "server/file_range_body.h"
 #include "server/internal/http_session.h"
@@ -25,33 +24,8 @@ constexpr int64_t kMaxSubmitWaitMs = 10000;
 // point, so the answer says CANCELLED.
 constexpr int64_t kCancelWaitMs = 5000;
 
-bool is_job_id(const std::string& s) {
-  return !s.empty() && s.size() <= 64 &&
-         std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-}
-
-bool is_model_key(const std::string& s) {
-  return !s.empty() && s.size() <= 128 && std::all_of(s.begin(), s.end(), [](unsigned char c) {
-           return std::isalnum(c) || c == '.' || c == '_' || c == '-';
-         });
-}
-
 Status no_job(const std::string& id) {
   return not_found("no job \"" + transport::internal::printable(id, 80) + "\" for this API key");
-}
-
-// The value of `name` in a query string when it is all digits (at most
-// `max_digits`); nullopt otherwise.
-std::optional<int64_t> query_number(const std::string& query, const std::string& name, size_t max_digits) {
-  const std::regex re("(?:^|&)" + name + "=([0-9]{1," + std::to_string(max_digits) + "})(?:&|$)");
-  std::smatch m;
-  if (!std::regex_search(query, m, re)) return std::nullopt;
-  return std::stoll(m[1]);
-}
-
-bool query_flag(const std::string& query, const std::string& name_value) {
-  const std::regex re("(?:^|&)" + name_value + "(?:&|$)");
-  return std::regex_search(query, re);
 }
 
 StringResponse plain_text(const Call& call, std::string body, const char* type) {
@@ -66,24 +40,21 @@ StringResponse plain_text(const Call& call, std::string body, const char* type) 
 
 }  // namespace
 
-const std::vector<Route>& routes() {
-  using V = http::verb;
-  static const std::vector<Route> kRoutes = {
-      {V::get, "/healthz", false, false, &Session::healthz},
-      {V::get, "/metrics", false, false, &Session::metrics},
-      {V::get, "/v1/openapi.json", false, false, &Session::openapi},
-      {V::get, "/v1/env", true, true, &Session::env},
-      // The signature is the credential of a blob URL: no key.
-      {V::get, "/v1/blobs/results/{id}", false, true, &Session::download_blob},
-      {V::head, "/v1/blobs/results/{id}", false, true, &Session::download_blob},
-      {V::post, "/v1/jobs", true, true, &Session::submit_job},
-      {V::get, "/v1/jobs", true, true, &Session::list_jobs},
-      {V::get, "/v1/jobs/{id}", true, true, &Session::get_job},
-      {V::delete_, "/v1/jobs/{id}", true, true, &Session::cancel_job},
-      {V::get, "/v1/models", true, true, &Session::list_models},
-      {V::get, "/v1/models/{key}", true, true, &Session::get_model},
-  };
-  return kRoutes;
+Session::Handler Session::handler_of(RouteId id) {
+  switch (id) {
+    case RouteId::kHealthz: return &Session::healthz;
+    case RouteId::kMetrics: return &Session::metrics;
+    case RouteId::kOpenApi: return &Session::openapi;
+    case RouteId::kEnv: return &Session::env;
+    case RouteId::kBlob: return &Session::download_blob;
+    case RouteId::kSubmit: return &Session::submit_job;
+    case RouteId::kListJobs: return &Session::list_jobs;
+    case RouteId::kGetJob: return &Session::get_job;
+    case RouteId::kCancelJob: return &Session::cancel_job;
+    case RouteId::kListModels: return &Session::list_models;
+    case RouteId::kGetModel: return &Session::get_model;
+  }
+  return &Session::healthz;  // unreachable: every id is listed
 }
 
 void Session::healthz(Call& call) {

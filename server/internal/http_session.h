@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "server/http_api.h"
+#include "server/http_router.h"
 #include "server/job_service.h"
 #include "server/metrics.h"
 #include "server/work_pool.h"
@@ -84,17 +85,6 @@ struct Call {
   bool keep_alive() const { return req.keep_alive(); }
 };
 
-// One route: method, path template as OpenAPI writes it, whether it needs a
-// key, whether its handler blocks (store, blobs, decoding: it runs on the
-// work pool, key check included), and its handler (a Session member).
-struct Route {
-  http::verb method;
-  const char* path;
-  bool needs_key;
-  bool blocking;
-  void (Session::*handler)(Call& call);
-};
-const std::vector<Route>& routes();
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
@@ -103,7 +93,10 @@ class Session : public std::enable_shared_from_this<Session> {
   // Reads the first request; over the connection cap, answers 503 and closes.
   void start();
 
-  // Route handlers (http_routes.cc), one per route.
+  // Route handlers (http_routes.cc), one per route of the table
+  // (server/http_router.h).
+  using Handler = void (Session::*)(Call& call);
+  static Handler handler_of(RouteId id);
   void healthz(Call& call);
   void metrics(Call& call);
   void openapi(Call& call);
@@ -120,7 +113,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void read();
   void on_read(beast::error_code ec);
   void dispatch(std::shared_ptr<StringRequest> req);
-  void run_route(const Route& route, Call& call);
+  void run_route(const RouteSpec& route, Call& call);
   void close();
 
  public:  // for the handlers

@@ -63,5 +63,25 @@ int main(int argc, char** argv) {
   write(root / "url_fuzz", "presigned", "/v1/blobs/results/ab12\nexpires=1700000600&sig=00ff\nbytes=0-99");
   write(root / "url_fuzz", "open_range", "http://127.0.0.1:8080\nexpires=1\nbytes=100-");
   write(root / "url_fuzz", "ipv6", "[::1]:9\n\n1");
+
+  // safetensors: two tensors tiling 24 data bytes, with metadata.
+  auto safetensors = [](const std::string& header, size_t data_bytes) {
+    std::string out(8, '\0');
+    for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((header.size() >> (8 * i)) & 0xff);
+    return out + header + std::string(data_bytes, '\x01');
+  };
+  write(root / "safetensors_fuzz", "two_tensors",
+        safetensors(R"({"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},)"
+                    R"("b":{"dtype":"BOOL","shape":[8],"data_offsets":[16,24]},"__metadata__":{"k":"v"}})",
+                    24));
+  write(root / "safetensors_fuzz", "empty", safetensors("{}", 0));
+
+  write(root / "http_router_fuzz", "submit",
+        "POST /v1/jobs?wait_ms=250&inline=raw HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\n"
+        "X-Loom-Protocol: 1\r\nContent-Length: 4\r\n\r\nabcd");
+  write(root / "http_router_fuzz", "get_job", "GET /v1/jobs/0123abcd HTTP/1.1\r\nHost: x\r\n\r\n");
+  write(root / "http_router_fuzz", "blob",
+        "HEAD /v1/blobs/results/ab12?expires=1&sig=00 HTTP/1.1\r\nRange: bytes=0-9\r\n\r\n");
+  write(root / "http_router_fuzz", "model", "DELETE /v1/models/gpt2-tiny HTTP/1.0\r\n\r\n");
   return 0;
 }

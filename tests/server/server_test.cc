@@ -438,7 +438,9 @@ TEST_F(ServerTest, AQueuedJobIsToldWhenItsPlaceInLineChangesAtMostOnceASecond) {
   const std::string& last = ids.back();
   ASSERT_FALSE(last.empty());
   json snap = api("GET", "/v1/jobs/" + last, key_a_).json();
-  if (snap.value("state", "") == "QUEUED") EXPECT_TRUE(snap.contains("queue_position")) << snap.dump();
+  if (snap.value("state", "") == "QUEUED") {
+    EXPECT_TRUE(snap.contains("queue_position")) << snap.dump();
+  }
   EventStreamOutcome ws = follow_job_events(websocket_port(), key_a_, last, 0, 120s);
   std::vector<std::pair<int64_t, int64_t>> places;  // (position, time ms) while QUEUED
   bool ran = false;
