@@ -93,6 +93,9 @@ int main(int argc, char** argv) {
                  "OpenBLAS threads for the models (default: OpenBLAS's own, one per core); fewer leave CPU to the "
                  "I/O thread, but results then differ in the last bits from runs with another count");
   app.add_flag("--no-auth", no_auth, "accept requests without API keys (local experiments only)");
+  bool allow_plaintext = false;
+  app.add_flag("--allow-plaintext", allow_plaintext,
+               "listen on a non-loopback address without TLS: API keys then cross the network in clear");
   std::vector<std::string> webhook_allow;
   app.add_option("--webhook-allow", webhook_allow,
                  "CIDR range webhooks may reach besides public addresses (repeatable), e.g. 127.0.0.1/32");
@@ -128,6 +131,22 @@ int main(int argc, char** argv) {
     opt.port = static_cast<uint16_t>(std::stoul(listen.substr(colon + 1)));
   } catch (const std::exception&) {
     return fail("--listen port is not a number");
+  }
+  {
+    // API keys travel in headers: in plaintext, only on this machine. This
+    // build has no TLS yet (a proxy in front of a loopback server provides
+    // it), so a reachable address needs the operator's explicit consent.
+    boost::system::error_code bad;
+    std::string host = opt.listen_host;
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    auto addr = boost::asio::ip::make_address(host, bad);
+    if (bad) return fail("--listen: \"" + opt.listen_host + "\" is not an IP address");
+    if (!addr.is_loopback() && !allow_plaintext) {
+      return fail("--listen " + listen + ": refusing to serve plaintext HTTP on a non-loopback address (API keys "
+                  "would cross the network in clear); listen on 127.0.0.1 behind a TLS proxy, or pass "
+                  "--allow-plaintext");
+    }
+    opt.listen_host = host;
   }
 
   // Each connection is a descriptor: take the hard limit, not the usual

@@ -37,6 +37,7 @@ struct ServerArgs {
   std::string log_file;                  // the server's stderr (appended to)
   std::vector<std::string> extra;        // e.g. {"--queue-capacity", "1"}
   uint64_t max_fds = 0;                  // > 0: the server's descriptor limit, soft and hard
+  std::string listen = "127.0.0.1:0";
 };
 
 class ServerProcess {
@@ -49,7 +50,7 @@ class ServerProcess {
     if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
     out_fd_ = fds[0];
     std::vector<std::string> argv_s = {std::string(LOOM_BIN_DIR) + "/loom-server", "--models", args_.models_file,
-                                       "--data-dir", args_.data_dir, "--listen", "127.0.0.1:0"};
+                                       "--data-dir", args_.data_dir, "--listen", args_.listen};
     argv_s.insert(argv_s.end(), args_.extra.begin(), args_.extra.end());
     std::vector<char*> argv;
     for (auto& s : argv_s) argv.push_back(s.data());
@@ -135,8 +136,8 @@ class ServerProcess {
 
   // "" once both ports are known, else why not.
   std::string read_ports(std::chrono::steady_clock::time_point deadline) {
-    static const std::regex kHttp("listening on http://127\\.0\\.0\\.1:([0-9]+)");
-    static const std::regex kWs("websocket on ws://127\\.0\\.0\\.1:([0-9]+)");
+    static const std::regex kHttp("listening on http://[0-9.]+:([0-9]+)");
+    static const std::regex kWs("websocket on ws://[0-9.]+:([0-9]+)");
     std::string text;
     while (http_port_ == 0 || ws_port_ == 0) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
