@@ -53,14 +53,15 @@ void download(HttpClient& http, const DownloadSpec& spec, ByteSink& sink, std::u
   while (offset < spec.size) {
     HttpClient* h = &http;
     std::string target = url;
-    if (url.rfind("http://", 0) == 0) {
-      size_t path = url.find('/', 7);
+    if (url.rfind("http://", 0) == 0 || url.rfind("https://", 0) == 0) {
+      size_t path = url.find('/', url.find("://") + 3);
       auto ep = parse_base_url(url.substr(0, path));
       if (!ep.ok()) throw LoomError(StatusCode::kInternal, what + ": bad result URL: " + ep.status().message());
       target = path == std::string::npos ? "/" : url.substr(path);
-      if (ep->host != http.endpoint().host || ep->port != http.endpoint().port) {
-        if (!elsewhere || elsewhere->endpoint().host != ep->host || elsewhere->endpoint().port != ep->port) {
-          elsewhere = std::make_unique<HttpClient>(*ep);
+      if (ep->host != http.endpoint().host || ep->port != http.endpoint().port || ep->tls != http.endpoint().tls) {
+        if (!elsewhere || elsewhere->endpoint().host != ep->host || elsewhere->endpoint().port != ep->port ||
+            elsewhere->endpoint().tls != ep->tls) {
+          elsewhere = std::make_unique<HttpClient>(*ep, http.options());
         }
         h = elsewhere.get();
       }

@@ -20,6 +20,9 @@ struct EventStream::Impl {
     transport::WebSocketClient::Options w;
     w.handshake_timeout = o.handshake_timeout;
     w.max_message_bytes = o.max_message_bytes;
+    w.tls = o.endpoint.tls;
+    w.ca_file = o.ca_file;
+    w.host = o.endpoint.host;
     return w;
   }
 
@@ -45,7 +48,8 @@ struct EventStream::Impl {
   std::string uri() const {
     bool v6 = options.endpoint.host.find(':') != std::string::npos;
     std::string host = v6 ? "[" + options.endpoint.host + "]" : options.endpoint.host;
-    return "ws://" + host + ":" + std::to_string(options.endpoint.port) + "/v1/jobs/" + options.job_id +
+    return std::string(options.endpoint.tls ? "wss://" : "ws://") + host + ":" +
+           std::to_string(options.endpoint.port) + "/v1/jobs/" + options.job_id +
            "/events?after=" + std::to_string(last_received_seq);
   }
 

@@ -38,6 +38,7 @@ namespace loom::client {
 struct EventStreamOptions {
   transport::HttpEndpoint endpoint;  // the server's host and its websocket_port (from GET /v1/env)
   std::string api_key;
+  std::string ca_file;  // for wss:// (endpoint.tls): as ClientOptions::ca_file
   std::string job_id;
   uint64_t after_seq = 0;  // events with seq <= this are not wanted
   // Reconnection after a dropped socket: attempts since the last event

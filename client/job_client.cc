@@ -161,9 +161,13 @@ JobClient::JobClient(ClientOptions options) : options_(std::move(options)) {
     throw AuthError("no API key given: set LOOM_API_KEY (or pass --api-key / ClientOptions::api_key); an operator "
                     "creates keys with `loom-server keys create NAME --data-dir DIR` on the server");
   }
+  if (options_.ca_file.empty()) {
+    if (const char* f = std::getenv("LOOM_CA_FILE")) options_.ca_file = f;
+  }
   transport::HttpClientOptions ho;
   ho.connect_timeout = options_.timeout;
   ho.io_timeout = options_.timeout;
+  ho.ca_file = options_.ca_file;
   http_ = std::make_unique<HttpClient>(endpoint_, ho);
 }
 
@@ -375,7 +379,8 @@ JobStatus JobClient::follow(const std::string& job_id, const WaitOptions& option
   const auto start = Clock::now();
   const auto deadline = deadline_after(options.timeout);
   EventStreamOptions eo;
-  eo.endpoint = {endpoint_.host, env().websocket_port};
+  eo.endpoint = {endpoint_.host, env().websocket_port, endpoint_.tls};
+  eo.ca_file = options_.ca_file;
   eo.api_key = options_.api_key;
   eo.job_id = job_id;
   eo.handshake_timeout = options_.timeout;

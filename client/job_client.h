@@ -94,6 +94,9 @@ struct ClientOptions {
   std::string host{};
   // Empty: LOOM_API_KEY. Neither: AuthError.
   std::string api_key{};
+  // For an https:// host: the PEM file of the CAs its certificate must
+  // chain to. Empty: LOOM_CA_FILE; neither: the system's trust store.
+  std::string ca_file{};
   // Status display defaults for blocking runs (RunOptions can turn them on too).
   bool verbose = false;
   bool quiet = false;

@@ -31,7 +31,18 @@ StringResponse make_error(const Status& s, unsigned version, bool keep_alive, ht
   return make_json(status, transport::error_body(s), version, keep_alive);
 }
 
-Session::Session(ApiContext ctx, tcp::socket socket) : ctx_(ctx), stream_(std::move(socket)) {
+namespace {
+std::variant<beast::tcp_stream, beast::ssl_stream<beast::tcp_stream>> make_stream(tcp::socket socket,
+                                                                                  asio::ssl::context* tls) {
+  if (tls == nullptr) return std::variant<beast::tcp_stream, beast::ssl_stream<beast::tcp_stream>>(
+      std::in_place_index<0>, std::move(socket));
+  return std::variant<beast::tcp_stream, beast::ssl_stream<beast::tcp_stream>>(std::in_place_index<1>,
+                                                                               std::move(socket), *tls);
+}
+}  // namespace
+
+Session::Session(ApiContext ctx, tcp::socket socket)
+    : ctx_(ctx), stream_(make_stream(std::move(socket), ctx.tls)) {
   ++*ctx_.open_sessions;
   // Beast reads at most the buffer's free capacity (512 bytes when empty):
   // reserve room so a body arrives in a few reads, not hundreds.
@@ -49,20 +60,33 @@ void Session::start() {
     res.set(http::field::retry_after, "1");
     return send(std::move(res), /*close_after=*/true);
   }
-  read();
+  if (stream_.index() == 0) return read();
+  // TLS: the handshake first, under the same timeout as a request.
+  tcp().expires_after(std::chrono::seconds(30));
+  std::get<1>(stream_).async_handshake(asio::ssl::stream_base::server,
+                                       [self = shared_from_this()](beast::error_code ec) {
+                                         if (ec) return self->close();
+                                         self->read();
+                                       });
 }
 
 void Session::read() {
   parser_.emplace();
   parser_->body_limit(ctx_.service.options().request_limits.max_body_bytes);
   parser_->header_limit(16 * 1024);
-  stream_.expires_after(std::chrono::seconds(60));
-  http::async_read(stream_, buffer_, *parser_,
-                   [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
+  tcp().expires_after(std::chrono::seconds(60));
+  std::visit(
+      [&](auto& s) {
+        http::async_read(s, buffer_, *parser_,
+                         [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
+      },
+      stream_);
 }
 
 void Session::on_read(beast::error_code ec) {
-  if (ec == http::error::end_of_stream || ec == beast::error::timeout) return close();
+  if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::ssl::error::stream_truncated) {
+    return close();
+  }
   if (ec == http::error::body_limit) {
     Status s = resource_exhausted("request body is over the limit of " +
                                   std::to_string(ctx_.service.options().request_limits.max_body_bytes) + " bytes");
@@ -79,8 +103,10 @@ void Session::on_read(beast::error_code ec) {
 }
 
 void Session::close() {
+  // TLS too: the TCP half-close without close_notify (answers carry their
+  // length, so a peer loses nothing it waits for).
   beast::error_code ec;
-  stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+  tcp().socket().shutdown(tcp::socket::shutdown_send, ec);
 }
 
 void Session::dispatch(std::shared_ptr<StringRequest> request) {
@@ -167,7 +193,7 @@ void Session::arm(const std::shared_ptr<JobEndWait>& w, int64_t wait_ms, bool su
   // The timer's handler holds the session until the wait ends either way. A
   // listener given to submit() hears every event: its end is posted to the
   // strand too, and may come first.
-  asio::post(stream_.get_executor(), [self = shared_from_this(), w, wait_ms, ended] {
+  asio::post(executor(), [self = shared_from_this(), w, wait_ms, ended] {
     w->armed = true;
     if (w->answered) return;
     if (w->ended_early) return self->end_wait(w, w->early_state, w->early_event ? &*w->early_event : nullptr);
@@ -203,8 +229,8 @@ void Session::end_wait(const std::shared_ptr<JobEndWait>& w, const char* state, 
 }  // namespace internal
 
 struct HttpApi::Impl : std::enable_shared_from_this<HttpApi::Impl> {
-  Impl(asio::io_context& io_, JobService& s, Metrics& m, WorkPool& pool, const uint16_t* wsp)
-      : io(io_), ctx{s, m, pool, wsp, std::make_shared<std::atomic<size_t>>(0)}, acceptor(io_), backoff(io_) {}
+  Impl(asio::io_context& io_, JobService& s, Metrics& m, WorkPool& pool, asio::ssl::context* tls, const uint16_t* wsp)
+      : io(io_), ctx{s, m, pool, tls, wsp, std::make_shared<std::atomic<size_t>>(0)}, acceptor(io_), backoff(io_) {}
 
   asio::io_context& io;
   ApiContext ctx;
@@ -230,8 +256,9 @@ struct HttpApi::Impl : std::enable_shared_from_this<HttpApi::Impl> {
   }
 };
 
-HttpApi::HttpApi(asio::io_context& io, JobService& service, Metrics& metrics, WorkPool& pool)
-    : impl_(std::make_shared<Impl>(io, service, metrics, pool, &ws_port_)) {}
+HttpApi::HttpApi(asio::io_context& io, JobService& service, Metrics& metrics, WorkPool& pool,
+                 asio::ssl::context* tls)
+    : impl_(std::make_shared<Impl>(io, service, metrics, pool, tls, &ws_port_)) {}
 
 HttpApi::~HttpApi() { stop(); }
 

@@ -10,6 +10,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
 
 #include <cstdint>
 #include <memory>
@@ -26,7 +27,9 @@ namespace loom::server {
 
 class HttpApi {
  public:
-  HttpApi(boost::asio::io_context& io, JobService& service, Metrics& metrics, WorkPool& pool);
+  // `tls`: serve HTTPS with this context (it outlives the HttpApi); nullptr: plain HTTP.
+  HttpApi(boost::asio::io_context& io, JobService& service, Metrics& metrics, WorkPool& pool,
+          boost::asio::ssl::context* tls = nullptr);
   ~HttpApi();
   Status listen(const std::string& host, uint16_t port);
   uint16_t port() const;

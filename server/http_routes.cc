@@ -100,7 +100,7 @@ void Session::cancel_job(Call& call) {
   auto r = ctx_.service.cancel(call.owner, id);
   if (!r.ok() || r->value("state", "") != job_state_name(JobState::kRunning)) return send_result(call, r);
   // Running: it stops at its next hook point; answer once it has.
-  auto w = std::make_shared<JobEndWait>(stream_.get_executor());
+  auto w = std::make_shared<JobEndWait>(executor());
   w->job_id = id;
   w->reads_store_on_event = true;
   w->subscription = ctx_.service.subscribe(id, end_listener(w));
@@ -123,7 +123,7 @@ void Session::submit_job(Call& call) {
   std::shared_ptr<JobEndWait> waiter;
   JobService::Listener listener;
   if (wait_ms > 0) {
-    waiter = std::make_shared<JobEndWait>(stream_.get_executor());
+    waiter = std::make_shared<JobEndWait>(executor());
     listener = end_listener(waiter);
   }
   SubmitRefusal refusal;

@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <sys/resource.h>
 #include <boost/asio/steady_timer.hpp>
 #include <dlfcn.h>
@@ -93,6 +94,9 @@ int main(int argc, char** argv) {
                  "OpenBLAS threads for the models (default: OpenBLAS's own, one per core); fewer leave CPU to the "
                  "I/O thread, but results then differ in the last bits from runs with another count");
   app.add_flag("--no-auth", no_auth, "accept requests without API keys (local experiments only)");
+  std::string tls_cert, tls_key;
+  app.add_option("--tls-cert", tls_cert, "PEM certificate chain: serve https:// and wss:// (with --tls-key)");
+  app.add_option("--tls-key", tls_key, "PEM private key of --tls-cert");
   bool allow_plaintext = false;
   app.add_flag("--allow-plaintext", allow_plaintext,
                "listen on a non-loopback address without TLS: API keys then cross the network in clear");
@@ -133,18 +137,18 @@ int main(int argc, char** argv) {
     return fail("--listen port is not a number");
   }
   {
-    // API keys travel in headers: in plaintext, only on this machine. This
-    // build has no TLS yet (a proxy in front of a loopback server provides
-    // it), so a reachable address needs the operator's explicit consent.
+    // API keys travel in headers: in plaintext, only on this machine unless
+    // the operator consents; otherwise TLS (ours, or a proxy's in front).
     boost::system::error_code bad;
     std::string host = opt.listen_host;
     if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
     auto addr = boost::asio::ip::make_address(host, bad);
     if (bad) return fail("--listen: \"" + opt.listen_host + "\" is not an IP address");
-    if (!addr.is_loopback() && !allow_plaintext) {
+    if (tls_cert.empty() != tls_key.empty()) return fail("--tls-cert and --tls-key go together");
+    if (!addr.is_loopback() && tls_cert.empty() && !allow_plaintext) {
       return fail("--listen " + listen + ": refusing to serve plaintext HTTP on a non-loopback address (API keys "
-                  "would cross the network in clear); listen on 127.0.0.1 behind a TLS proxy, or pass "
-                  "--allow-plaintext");
+                  "would cross the network in clear); give --tls-cert and --tls-key, listen on 127.0.0.1 behind "
+                  "a TLS proxy, or pass --allow-plaintext");
     }
     opt.listen_host = host;
   }
@@ -181,8 +185,21 @@ int main(int argc, char** argv) {
   boost::asio::io_context io;
   // Declared before the APIs, so it outlives them: its last tasks post to io.
   loom::server::WorkPool pool(opt.io_workers, opt.max_queued_work);
-  loom::server::HttpApi http(io, service, metrics, pool);
-  loom::server::WsEvents ws(io, service, pool);
+  std::shared_ptr<boost::asio::ssl::context> tls;
+  if (!tls_cert.empty()) {
+    tls = std::make_shared<boost::asio::ssl::context>(boost::asio::ssl::context::tls_server);
+    boost::system::error_code e;
+    tls->set_options(boost::asio::ssl::context::default_workarounds | boost::asio::ssl::context::no_sslv2 |
+                         boost::asio::ssl::context::no_sslv3 | boost::asio::ssl::context::no_tlsv1 |
+                         boost::asio::ssl::context::no_tlsv1_1,
+                     e);
+    tls->use_certificate_chain_file(tls_cert, e);
+    if (e) return fail("--tls-cert " + tls_cert + ": " + e.message());
+    tls->use_private_key_file(tls_key, boost::asio::ssl::context::pem, e);
+    if (e) return fail("--tls-key " + tls_key + ": " + e.message());
+  }
+  loom::server::HttpApi http(io, service, metrics, pool, tls.get());
+  loom::server::WsEvents ws(io, service, pool, tls);
   loom::Status s = http.listen(opt.listen_host, opt.port);
   if (s.ok()) s = ws.listen(opt.listen_host, 0);
   if (!s.ok()) return fail(s.message());
@@ -219,8 +236,8 @@ int main(int argc, char** argv) {
     });
   });
 
-  std::cout << "listening on http://" << opt.listen_host << ":" << http.port() << std::endl;
-  std::cout << "websocket on ws://" << opt.listen_host << ":" << ws.port() << std::endl;
+  std::cout << "listening on " << (tls ? "https" : "http") << "://" << opt.listen_host << ":" << http.port() << std::endl;
+  std::cout << "websocket on " << (tls ? "wss" : "ws") << "://" << opt.listen_host << ":" << ws.port() << std::endl;
   // Every handler converts its own failures; this loop is the backstop that
   // keeps one bad request from ending the process: whatever escapes a
   // handler is logged and the loop goes on serving everyone else.

@@ -32,7 +32,9 @@ struct WsEvents::Impl : std::enable_shared_from_this<WsEvents::Impl> {
   };
   std::map<Hdl, Follow> follows;
 
-  Impl(boost::asio::io_context& io_, JobService& s, WorkPool& p) : io(io_), service(s), pool(p) {}
+  Impl(boost::asio::io_context& io_, JobService& s, WorkPool& p, std::shared_ptr<boost::asio::ssl::context> t)
+      : io(io_), service(s), pool(p), tls(std::move(t)) {}
+  std::shared_ptr<boost::asio::ssl::context> tls;  // wss:// when set
 
   // The socket server calls back into this object; it is created once the
   // object is owned by a shared_ptr, so the handlers can hold a weak one.
@@ -58,7 +60,7 @@ struct WsEvents::Impl : std::enable_shared_from_this<WsEvents::Impl> {
     WebSocketServer::Limits limits;
     limits.max_message_bytes = service.options().max_ws_frame_bytes;
     limits.max_outbound_bytes = service.options().max_ws_outbound_bytes;
-    server = std::make_unique<WebSocketServer>(io, std::move(h), limits);
+    server = std::make_unique<WebSocketServer>(io, std::move(h), limits, tls);
   }
 
   // A client's STREAM_REPLY, decoded on the work pool (base64 of up to
@@ -204,8 +206,9 @@ struct WsEvents::Impl : std::enable_shared_from_this<WsEvents::Impl> {
   }
 };
 
-WsEvents::WsEvents(boost::asio::io_context& io, JobService& service, WorkPool& pool)
-    : impl_(std::make_shared<Impl>(io, service, pool)) {
+WsEvents::WsEvents(boost::asio::io_context& io, JobService& service, WorkPool& pool,
+                   std::shared_ptr<boost::asio::ssl::context> tls)
+    : impl_(std::make_shared<Impl>(io, service, pool, std::move(tls))) {
   impl_->init();
 }
 

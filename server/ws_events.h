@@ -9,6 +9,7 @@
 #pragma once
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl/context.hpp>
 
 #include <cstdint>
 #include <memory>
@@ -22,7 +23,9 @@ namespace loom::server {
 
 class WsEvents {
  public:
-  WsEvents(boost::asio::io_context& io, JobService& service, WorkPool& pool);
+  // `tls`: wss:// with this context; nullptr: ws://.
+  WsEvents(boost::asio::io_context& io, JobService& service, WorkPool& pool,
+           std::shared_ptr<boost::asio::ssl::context> tls = nullptr);
   ~WsEvents();
   Status listen(const std::string& host, uint16_t port);
   uint16_t port() const;

@@ -5,6 +5,10 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/beast/ssl.hpp>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include <limits>
 #include <optional>
@@ -20,21 +24,23 @@ using tcp = net::ip::tcp;
 
 std::string HttpEndpoint::to_string() const {
   bool v6 = host.find(':') != std::string::npos;
-  return "http://" + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+  return std::string(tls ? "https://" : "http://") + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
 Result<HttpEndpoint> parse_base_url(const std::string& url) {
   std::string rest = url;
+  HttpEndpoint ep;
   if (rest.rfind("https://", 0) == 0) {
-    return invalid_argument("\"" + url + "\": https is not supported by the loom client; put TLS in a proxy and "
-                            "give its plain-HTTP address, or use http://HOST:PORT");
+    ep.tls = true;
+    ep.port = 443;
+    rest = rest.substr(8);
+  } else if (rest.rfind("http://", 0) == 0) {
+    rest = rest.substr(7);
   }
-  if (rest.rfind("http://", 0) == 0) rest = rest.substr(7);
   while (!rest.empty() && rest.back() == '/') rest.pop_back();
   if (rest.find('/') != std::string::npos) {
     return invalid_argument("\"" + url + "\": give the server as http://HOST:PORT, without a path");
   }
-  HttpEndpoint ep;
   std::string port;
   if (!rest.empty() && rest.front() == '[') {
     size_t close = rest.find(']');
@@ -77,8 +83,19 @@ struct HttpClient::Impl {
   HttpEndpoint endpoint;
   HttpClientOptions options;
   net::io_context ioc;
-  std::optional<beast::tcp_stream> stream;
+  std::optional<beast::tcp_stream> stream;  // plain, or the TCP under `tls`
+  std::optional<net::ssl::context> ssl_ctx;  // made at the first https connect
+  std::optional<beast::ssl_stream<beast::tcp_stream>> tls;
   beast::flat_buffer buffer;
+
+  bool connected() const { return stream.has_value() || tls.has_value(); }
+  beast::tcp_stream& tcp() { return tls ? beast::get_lowest_layer(*tls) : *stream; }
+  // Calls f with the stream requests go over (TLS or plain).
+  template <class F>
+  void on_stream(F&& f) {
+    if (tls) return f(*tls);
+    f(*stream);
+  }
 
   // Runs the operation started just before until it completes. Beast's
   // timeouts (tcp_stream::expires_after) apply to asynchronous operations
@@ -98,13 +115,33 @@ struct HttpClient::Impl {
   }
 
   void close() {
-    if (stream) {
+    if (connected()) {
       beast::error_code ignored;
-      stream->socket().shutdown(tcp::socket::shutdown_both, ignored);
-      stream->socket().close(ignored);
-      stream.reset();
+      tcp().socket().shutdown(tcp::socket::shutdown_both, ignored);
+      tcp().socket().close(ignored);
     }
+    tls.reset();
+    stream.reset();
     buffer.clear();
+  }
+
+  net::ssl::context& tls_context() {
+    if (ssl_ctx) return *ssl_ctx;
+    ssl_ctx.emplace(net::ssl::context::tls_client);
+    beast::error_code ec;
+    if (options.ca_file.empty()) {
+      ssl_ctx->set_default_verify_paths(ec);
+    } else {
+      ssl_ctx->load_verify_file(options.ca_file, ec);
+    }
+    if (ec) {
+      ssl_ctx.reset();
+      throw HttpError(invalid_argument("cannot load the CA certificates" +
+                                       (options.ca_file.empty() ? std::string(" of the system") : " in " + options.ca_file) +
+                                       ": " + ec.message()));
+    }
+    ssl_ctx->set_verify_mode(net::ssl::verify_peer);
+    return *ssl_ctx;
   }
 
   void connect() {
@@ -120,6 +157,20 @@ struct HttpClient::Impl {
     drive();
     if (ec) fail("connecting to", ec);
     stream->socket().set_option(tcp::no_delay(true), ec);
+    if (!endpoint.tls) return;
+    net::ssl::context& ctx = tls_context();
+    tls.emplace(std::move(*stream), ctx);
+    stream.reset();
+    // SNI, and the certificate must name the host (DNS name or IP address).
+    if (!SSL_set_tlsext_host_name(tls->native_handle(), endpoint.host.c_str())) {
+      fail("setting the TLS server name for", beast::error_code(static_cast<int>(::ERR_get_error()),
+                                                                net::error::get_ssl_category()));
+    }
+    tls->set_verify_callback(net::ssl::host_name_verification(endpoint.host));
+    tcp().expires_after(options.connect_timeout);
+    tls->async_handshake(net::ssl::stream_base::client, [&](beast::error_code e) { ec = e; });
+    drive();
+    if (ec) fail("TLS handshake with", ec);
   }
 
   http::request<http::string_body> make_request(const HttpRequest& r) {
@@ -143,11 +194,11 @@ struct HttpClient::Impl {
   // the server may have answered (413) before it stopped reading, so the
   // caller reads, and reports `write_ec` if no answer comes.
   bool write(http::request<http::string_body>& req, bool& reused, beast::error_code& write_ec) {
-    reused = stream.has_value();
-    if (!stream) connect();
+    reused = connected();
+    if (!reused) connect();
     beast::error_code ec;
-    stream->expires_after(options.io_timeout);
-    http::async_write(*stream, req, [&](beast::error_code e, size_t) { ec = e; });
+    tcp().expires_after(options.io_timeout);
+    on_stream([&](auto& s) { http::async_write(s, req, [&](beast::error_code e, size_t) { ec = e; }); });
     drive();
     if (ec) {
       if (reused) {
@@ -161,7 +212,7 @@ struct HttpClient::Impl {
 
   static bool idle_close(const beast::error_code& ec) {
     return ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset ||
-           ec == net::error::broken_pipe;
+           ec == net::error::broken_pipe || ec == net::ssl::error::stream_truncated;
   }
 
   static void copy_headers(const http::response_header<>& h, HttpResponse& out) {
@@ -180,8 +231,8 @@ struct HttpClient::Impl {
       parser.header_limit(64 * 1024);
       if (req.method() == http::verb::head) parser.skip(true);
       beast::error_code ec;
-      stream->expires_after(options.io_timeout);
-      http::async_read(*stream, buffer, parser, [&](beast::error_code e, size_t) { ec = e; });
+      tcp().expires_after(options.io_timeout);
+      on_stream([&](auto& s) { http::async_read(s, buffer, parser, [&](beast::error_code e, size_t) { ec = e; }); });
       drive();
       if (ec) {
         if (reused && attempt == 0 && idle_close(ec) && !parser.got_some()) {
@@ -219,8 +270,10 @@ struct HttpClient::Impl {
       parser.body_limit(std::numeric_limits<std::uint64_t>::max());
       parser.header_limit(64 * 1024);
       beast::error_code ec;
-      stream->expires_after(options.io_timeout);
-      http::async_read_header(*stream, buffer, parser, [&](beast::error_code e, size_t) { ec = e; });
+      tcp().expires_after(options.io_timeout);
+      on_stream([&](auto& s) {
+        http::async_read_header(s, buffer, parser, [&](beast::error_code e, size_t) { ec = e; });
+      });
       drive();
       if (ec) {
         if (reused && attempt == 0 && idle_close(ec) && !parser.got_some()) {
@@ -239,8 +292,8 @@ struct HttpClient::Impl {
         while (!parser.is_done()) {
           parser.get().body().data = chunk.data();
           parser.get().body().size = chunk.size();
-          stream->expires_after(options.io_timeout);
-          http::async_read(*stream, buffer, parser, [&](beast::error_code e, size_t) { ec = e; });
+          tcp().expires_after(options.io_timeout);
+          on_stream([&](auto& s) { http::async_read(s, buffer, parser, [&](beast::error_code e, size_t) { ec = e; }); });
           drive();
           if (ec == http::error::need_buffer) ec = {};
           size_t n = chunk.size() - parser.get().body().size;
@@ -276,5 +329,7 @@ HttpResponse HttpClient::stream(const HttpRequest& request, const std::function<
 }
 
 void HttpClient::close() { impl_->close(); }
+
+const HttpClientOptions& HttpClient::options() const { return impl_->options; }
 
 }  // namespace loom::transport

@@ -1,5 +1,7 @@
-// A small synchronous HTTP/1.1 client over plain TCP (Boost.Beast), for the
+// A small synchronous HTTP/1.1 client over TCP or TLS (Boost.Beast), for the
 // REST side of the protocol (transport/PROTOCOL.md) and result downloads.
+// https:// endpoints verify the server's certificate and host name against
+// the system's trust store, or against HttpClientOptions::ca_file.
 //
 // One connection, kept alive and reused; a request on a connection the
 // server has closed while idle is retried once on a fresh one (every loom
@@ -48,12 +50,13 @@ class HttpError : public std::runtime_error {
 struct HttpEndpoint {
   std::string host;
   uint16_t port = 80;
-  std::string to_string() const;  // "http://host:port"
+  bool tls = false;
+  std::string to_string() const;  // "http://host:port" or "https://host:port"
 };
 
-// Accepts "http://host:port", "host:port", "http://host" (port 80), with an
-// optional trailing "/"; IPv6 as "[::1]:8080". https:// is refused with a
-// message (TLS belongs in a proxy in front of loom-server).
+// Accepts "http://host:port", "https://host:port", "host:port" (http),
+// "http://host" (port 80; https: 443), with an optional trailing "/"; IPv6
+// as "[::1]:8080".
 Result<HttpEndpoint> parse_base_url(const std::string& url);
 
 struct HttpClientOptions {
@@ -68,6 +71,9 @@ struct HttpClientOptions {
   uint64_t max_body_bytes = 64ull << 20;
   // The buffer a streaming download reads into: memory held per download.
   size_t stream_chunk_bytes = 256u << 10;
+  // PEM file of the CAs that https:// servers must chain to; empty: the
+  // system's trust store (/etc/ssl/certs).
+  std::string ca_file;
 };
 
 struct HttpRequest {
@@ -111,6 +117,7 @@ class HttpClient {
   void close();
 
   const HttpEndpoint& endpoint() const { return endpoint_; }
+  const HttpClientOptions& options() const;
 
  private:
   struct Impl;

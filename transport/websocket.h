@@ -22,6 +22,10 @@
 
 #include "graph/status.h"
 
+namespace boost::asio::ssl {
+class context;
+}  // namespace boost::asio::ssl
+
 namespace loom::transport {
 
 enum class CloseCode : uint16_t {
@@ -75,7 +79,9 @@ class WebSocketServer {
     std::chrono::milliseconds pong_timeout{10000};
   };
 
-  WebSocketServer(boost::asio::io_context& io, Handlers handlers, Limits limits);
+  // `tls`: serve wss:// with this context; nullptr: plain ws://.
+  WebSocketServer(boost::asio::io_context& io, Handlers handlers, Limits limits,
+                  std::shared_ptr<boost::asio::ssl::context> tls = nullptr);
   ~WebSocketServer();
   WebSocketServer(const WebSocketServer&) = delete;
   WebSocketServer& operator=(const WebSocketServer&) = delete;
@@ -89,8 +95,9 @@ class WebSocketServer {
   void close(ConnectionId id, CloseCode code, const std::string& reason);
   std::vector<ConnectionId> connections() const;
 
+  struct Impl;  // the plain or TLS socket server (websocket.cc)
+
  private:
-  struct Impl;
   std::shared_ptr<Impl> impl_;
 };
 
@@ -106,6 +113,11 @@ class WebSocketClient {
     std::chrono::milliseconds handshake_timeout{10000};
     std::chrono::milliseconds close_timeout{1000};
     uint64_t max_message_bytes = 32ull << 20;
+    // wss://: the server's certificate and host name are verified against
+    // the system's trust store, or against ca_file (PEM) when given.
+    bool tls = false;
+    std::string ca_file;
+    std::string host;  // the name the certificate must carry (DNS name or IP)
   };
   struct Handlers {
     std::function<void()> on_open;
@@ -142,8 +154,9 @@ class WebSocketClient {
   void set_timer(std::chrono::milliseconds delay, std::function<void()> work);
   void cancel_timer();
 
+  struct Impl;  // the plain or TLS client (websocket.cc)
+
  private:
-  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -10,6 +10,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <nlohmann/json.hpp>
 
 #include <atomic>
@@ -18,6 +19,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "server/http_api.h"
@@ -43,6 +45,7 @@ struct ApiContext {
   JobService& service;
   Metrics& metrics;
   WorkPool& pool;
+  asio::ssl::context* tls;  // nullptr: plaintext
   const uint16_t* ws_port;
   // Counted by Session's constructor and destructor; shared, because a
   // session's last handler may be destroyed after the HttpApi.
@@ -122,14 +125,18 @@ class Session : public std::enable_shared_from_this<Session> {
   void send(http::response<Body>&& res, bool close_after = false) {
     close_after = close_after || !res.keep_alive();
     auto sp = std::make_shared<http::response<Body>>(std::move(res));
-    asio::post(stream_.get_executor(), [self = shared_from_this(), sp, close_after] {
+    asio::post(executor(), [self = shared_from_this(), sp, close_after] {
       self->in_flight_ = sp;
-      http::async_write(self->stream_, *sp, [self, sp, close_after](beast::error_code ec, size_t bytes) {
-        self->ctx_.metrics.bytes_sent(bytes);
-        self->in_flight_.reset();
-        if (ec || close_after) return self->close();
-        self->read();
-      });
+      std::visit(
+          [&](auto& s) {
+            http::async_write(s, *sp, [self, sp, close_after](beast::error_code ec, size_t bytes) {
+              self->ctx_.metrics.bytes_sent(bytes);
+              self->in_flight_.reset();
+              if (ec || close_after) return self->close();
+              self->read();
+            });
+          },
+          self->stream_);
     });
   }
   void send_json(const Call& call, http::status status, const nlohmann::json& body);
@@ -146,8 +153,14 @@ class Session : public std::enable_shared_from_this<Session> {
 
   ApiContext ctx_;
 
+  // The connection's strand.
+  asio::any_io_executor executor() { return tcp().get_executor(); }
+
  private:
-  beast::tcp_stream stream_;
+  beast::tcp_stream& tcp() {
+    return stream_.index() == 0 ? std::get<0>(stream_) : beast::get_lowest_layer(std::get<1>(stream_));
+  }
+  std::variant<beast::tcp_stream, beast::ssl_stream<beast::tcp_stream>> stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<void> in_flight_;  // the response being written

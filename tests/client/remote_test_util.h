@@ -112,7 +112,7 @@ class ServerProcess {
       std::string line;
       while (std::getline(in, line)) {
         if (line.rfind("listening on ", 0) == 0) url_ = line.substr(13);
-        if (line.rfind("websocket on ws://", 0) == 0) ws_port_ = std::stoi(line.substr(line.rfind(':') + 1));
+        if (line.rfind("websocket on ", 0) == 0) ws_port_ = std::stoi(line.substr(line.rfind(':') + 1));
       }
       if (!url_.empty() && ws_port_ != 0) break;
       int status = 0;

@@ -136,8 +136,8 @@ class ServerProcess {
 
   // "" once both ports are known, else why not.
   std::string read_ports(std::chrono::steady_clock::time_point deadline) {
-    static const std::regex kHttp("listening on http://[0-9.]+:([0-9]+)");
-    static const std::regex kWs("websocket on ws://[0-9.]+:([0-9]+)");
+    static const std::regex kHttp("listening on https?://[0-9.]+:([0-9]+)");
+    static const std::regex kWs("websocket on wss?://[0-9.]+:([0-9]+)");
     std::string text;
     while (http_port_ == 0 || ws_port_ == 0) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
