@@ -90,15 +90,17 @@ bool CallbackPolicy::allowed(const Address& a) const {
 
 Result<CallbackTarget> CallbackPolicy::check(const std::string& url) const {
   const std::string shown = transport::internal::printable(url, 200);
-  if (url.rfind("http://", 0) != 0) {
-    return invalid_argument("callback URL \"" + shown + "\" must be http://HOST[:PORT]/PATH");
+  const bool tls = url.rfind("https://", 0) == 0;
+  if (!tls && url.rfind("http://", 0) != 0) {
+    return invalid_argument("callback URL \"" + shown + "\" must be http://HOST[:PORT]/PATH or https://...");
   }
-  const size_t slash = url.find('/', 7);
+  const size_t slash = url.find('/', tls ? 8 : 7);
   auto endpoint = transport::parse_base_url(url.substr(0, slash));
   if (!endpoint.ok()) return invalid_argument("callback URL \"" + shown + "\": " + endpoint.status().message());
   CallbackTarget t;
   t.host = endpoint->host;
   t.port = endpoint->port;
+  t.tls = tls;
   t.target = slash == std::string::npos ? "/" : url.substr(slash);
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;

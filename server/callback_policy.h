@@ -1,5 +1,5 @@
 // Where webhooks may go: the defence against server-side request forgery.
-// A callback URL must be http:// to a host whose every address is public:
+// A callback URL must be http:// or https:// to a host whose every address is public:
 // not loopback, link-local, private, unique-local, multicast or
 // unspecified, unless an operator's --webhook-allow CIDR covers it. The rule
 // is checked at submit (INVALID_ARGUMENT naming it) and again at each
@@ -28,7 +28,8 @@ Result<Cidr> parse_cidr(std::string_view text);
 
 struct CallbackTarget {
   std::string host;     // as written in the URL (the Host header)
-  uint16_t port = 80;
+  uint16_t port = 80;   // 443 for https:// without one
+  bool tls = false;     // https://: the receiver's certificate must name `host`
   std::string target;   // path and query
   std::string address;  // the resolved, allowed address to connect to
 };

@@ -45,6 +45,7 @@ Delivery::Delivery(const ServerOptions& options, JobStore& store, JobBlobs& blob
   w.first_backoff = options_.webhook_first_backoff;
   w.timeout = options_.webhook_timeout;
   w.max_in_flight = options_.webhook_max_in_flight;
+  w.ca_file = options_.webhook_ca_file;
   w.policy = CallbackPolicy(options_.webhook_allow);
   w.on_attempt = [this](const std::string& event_id, int attempts, bool finished) {
     Status s = finished ? store_.delete_webhook(event_id) : store_.set_webhook_attempts(event_id, attempts);

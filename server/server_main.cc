@@ -109,6 +109,8 @@ int main(int argc, char** argv) {
   app.add_option("--webhook-timeout-ms", webhook_timeout_ms, "each of connect, write and read of a webhook attempt");
   app.add_option("--webhook-concurrency", opt.webhook_max_in_flight, "webhook deliveries in flight at once")
       ->check(CLI::PositiveNumber);
+  app.add_option("--webhook-ca-file", opt.webhook_ca_file,
+                 "PEM CAs https:// webhook receivers must chain to (default: the system's trust store)");
   app.add_option("--io-workers", opt.io_workers, "threads for the blocking work of API requests (store, blobs, decoding)")
       ->check(CLI::PositiveNumber);
   app.add_option("--max-queued-work", opt.max_queued_work, "API requests waiting for a worker before 503")

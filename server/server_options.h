@@ -73,6 +73,9 @@ struct ServerOptions {
   // Deliveries in flight at once (--webhook-concurrency): receivers that
   // never answer each hold one slot for webhook_timeout, the rest go on.
   size_t webhook_max_in_flight = 64;
+  // PEM CAs that https:// webhook receivers must chain to
+  // (--webhook-ca-file); empty: the system's trust store.
+  std::string webhook_ca_file;
   // WebSocket frames from clients (STREAM replies) larger than this are refused.
   uint64_t max_ws_frame_bytes = 96ull << 20;
   // Bytes queued to one event socket and not yet read by its client (a

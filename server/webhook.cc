@@ -7,8 +7,12 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/beast/ssl.hpp>
+#include <openssl/ssl.h>
 
 #include <iostream>
+#include <optional>
 
 #include "transport/presign.h"
 
@@ -32,9 +36,19 @@ struct Delivery {
 // joins the thread before the Impl goes), and a shared_ptr in handlers that
 // the io_context holds would keep both alive forever.
 struct WebhookSender::Impl {
-  explicit Impl(WebhookOptions o) : options(std::move(o)), work(asio::make_work_guard(io)) {}
+  explicit Impl(WebhookOptions o) : options(std::move(o)), work(asio::make_work_guard(io)) {
+    boost::system::error_code ec;
+    if (options.ca_file.empty()) {
+      tls.set_default_verify_paths(ec);
+    } else {
+      tls.load_verify_file(options.ca_file, ec);
+    }
+    if (ec) std::cerr << "loom-server: webhook CA certificates: " << ec.message() << " (https deliveries will fail)\n";
+    tls.set_verify_mode(asio::ssl::verify_peer);
+  }
 
   WebhookOptions options;
+  asio::ssl::context tls{asio::ssl::context::tls_client};
   asio::io_context io;
   asio::executor_work_guard<asio::io_context::executor_type> work;
   // I/O thread only:
@@ -52,10 +66,17 @@ struct WebhookSender::Impl {
   struct Attempt {
     Attempt(asio::io_context& io, std::shared_ptr<Delivery> d) : delivery(std::move(d)), stream(io) {}
     std::shared_ptr<Delivery> delivery;
-    beast::tcp_stream stream;
+    beast::tcp_stream stream;  // moved into `secure` once connected, for https://
+    std::optional<beast::ssl_stream<beast::tcp_stream>> secure;
     http::request<http::string_body> req;
     beast::flat_buffer buffer;
     http::response_parser<http::string_body> parser;
+    beast::tcp_stream& tcp() { return secure ? beast::get_lowest_layer(*secure) : stream; }
+    template <class F>
+    void on_stream(F&& f) {
+      if (secure) return f(*secure);
+      f(stream);
+    }
   };
 
   void attempt(std::shared_ptr<Delivery> d) {
@@ -82,27 +103,51 @@ struct WebhookSender::Impl {
     a->parser.body_limit(1 << 16);
     a->stream.expires_after(options.timeout);
     Impl* self = this;
-    a->stream.async_connect(ep, [self, a](beast::error_code ec) {
+    const bool secure = target->tls;
+    const std::string host = target->host;
+    a->stream.async_connect(ep, [self, a, secure, host](beast::error_code ec) {
       if (ec) return self->failed(a, "connect", ec);
-      a->stream.expires_after(self->options.timeout);
-      http::async_write(a->stream, a->req, [self, a](beast::error_code ec, size_t) {
+      if (!secure) return self->exchange(a);
+      a->secure.emplace(std::move(a->stream), self->tls);
+      SSL_set_tlsext_host_name(a->secure->native_handle(), host.c_str());
+      a->secure->set_verify_callback(asio::ssl::host_name_verification(host));
+      a->tcp().expires_after(self->options.timeout);
+      a->secure->async_handshake(asio::ssl::stream_base::client, [self, a](beast::error_code ec) {
+        if (ec) return self->failed(a, "TLS handshake", ec);
+        self->exchange(a);
+      });
+    });
+  }
+
+  // Writes the request and reads the answer (over TLS or not).
+  void exchange(const std::shared_ptr<Attempt>& a) {
+    Impl* self = this;
+    a->tcp().expires_after(options.timeout);
+    a->on_stream([&](auto& s) {
+      http::async_write(s, a->req, [self, a](beast::error_code ec, size_t) {
         if (ec) return self->failed(a, "write", ec);
-        a->stream.expires_after(self->options.timeout);
-        http::async_read(a->stream, a->buffer, a->parser, [self, a](beast::error_code ec, size_t) {
-          if (ec) return self->failed(a, "read", ec);
-          beast::error_code ignored;
-          a->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-          const int status = static_cast<int>(a->parser.get().result_int());
-          if (status >= 200 && status < 300) return self->done(a->delivery, Status());
-          if (status >= 300 && status < 400) {
-            return self->done(a->delivery, Status(StatusCode::kFailedPrecondition,
-                                                  "webhook answered a redirect (" + std::to_string(status) +
-                                                      "); redirects are not followed"));
-          }
-          self->done(a->delivery, Status(StatusCode::kUnavailable, "webhook answered HTTP " + std::to_string(status)));
+        a->tcp().expires_after(self->options.timeout);
+        a->on_stream([&](auto& s2) {
+          http::async_read(s2, a->buffer, a->parser, [self, a](beast::error_code ec, size_t) {
+            if (ec) return self->failed(a, "read", ec);
+            self->answered(a);
+          });
         });
       });
     });
+  }
+
+  void answered(const std::shared_ptr<Attempt>& a) {
+    beast::error_code ignored;
+    a->tcp().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    const int status = static_cast<int>(a->parser.get().result_int());
+    if (status >= 200 && status < 300) return done(a->delivery, Status());
+    if (status >= 300 && status < 400) {
+      return done(a->delivery, Status(StatusCode::kFailedPrecondition, "webhook answered a redirect (" +
+                                                                           std::to_string(status) +
+                                                                           "); redirects are not followed"));
+    }
+    done(a->delivery, Status(StatusCode::kUnavailable, "webhook answered HTTP " + std::to_string(status)));
   }
 
   void failed(const std::shared_ptr<Attempt>& a, const char* step, beast::error_code ec) {

@@ -1,7 +1,9 @@
 // Delivers webhooks: one POST per terminal job state, signed with HMAC over
 // timestamp and body (PROTOCOL.md), retried with exponential backoff a
-// bounded number of times, redirects never followed. Plain http:// only, to
-// the addresses CallbackPolicy allows (checked again at each attempt).
+// bounded number of times, redirects never followed. http:// or https://
+// (the receiver's certificate verified against the system store, or
+// `ca_file`, and its host name), to the addresses CallbackPolicy allows
+// (checked again at each attempt).
 //
 // Every delivery is asynchronous on the sender's own io_context, with a
 // timeout on connect, write and read: a receiver that accepts and never
@@ -30,6 +32,7 @@ struct WebhookOptions {
   std::chrono::milliseconds first_backoff{500};
   std::chrono::milliseconds timeout{5000};  // each of connect, write, read
   size_t max_in_flight = 64;                // concurrent deliveries; the rest wait their turn
+  std::string ca_file;                      // PEM CAs for https:// receivers; empty: the system store
   CallbackPolicy policy;  // checked again at each delivery, against the address then resolved
   // After each attempt (on the delivery thread): the attempts made so far,
   // and whether the delivery is over (delivered, or abandoned). JobService

@@ -22,9 +22,27 @@ namespace loom::transport {
 namespace {
 using Hdl = websocketpp::connection_hdl;
 using WsServer = websocketpp::server<websocketpp::config::asio>;
-using WssServer = websocketpp::server<websocketpp::config::asio_tls>;
+// After a close handshake websocketpp waits up to 5 s for the peer's TLS
+// close_notify (zaphoyd/websocketpp#726), which neither side sends: every
+// wss:// close would take 5 s (a client's wait() for a finished job
+// included). Each side waits 200 ms at most instead.
+struct TlsServerConfig : websocketpp::config::asio_tls {
+  typedef TlsServerConfig type;
+  struct transport_config : websocketpp::config::asio_tls::transport_config {
+    static const long timeout_socket_shutdown = 200;
+  };
+  typedef websocketpp::transport::asio::endpoint<transport_config> transport_type;
+};
+struct TlsClientConfig : websocketpp::config::asio_tls_client {
+  typedef TlsClientConfig type;
+  struct transport_config : websocketpp::config::asio_tls_client::transport_config {
+    static const long timeout_socket_shutdown = 200;
+  };
+  typedef websocketpp::transport::asio::endpoint<transport_config> transport_type;
+};
+using WssServer = websocketpp::server<TlsServerConfig>;
 using WsClient = websocketpp::client<websocketpp::config::asio_client>;
-using WssClient = websocketpp::client<websocketpp::config::asio_tls_client>;
+using WssClient = websocketpp::client<TlsClientConfig>;
 
 websocketpp::frame::opcode::value opcode(bool binary) {
   return binary ? websocketpp::frame::opcode::binary : websocketpp::frame::opcode::text;

@@ -1,11 +1,19 @@
 // loom-server over TLS (--tls-cert/--tls-key) with a throwaway CA made by
 // the openssl command at test time: a blocking run, a non-blocking run
-// followed over wss://, STREAM callbacks and the presigned download, all
-// through https://; a client that does not trust the CA refuses the server.
+// followed over wss://, STREAM callbacks, the presigned download and an
+// https:// webhook; a client that does not trust the CA refuses the server.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <condition_variable>
 #include <cstdlib>
+#include <mutex>
+#include <thread>
 
 #include "client/client.h"
 #include "client/trace.h"
@@ -27,6 +35,71 @@ void sh(const std::string& dir, const std::string& cmd) {
   ASSERT_EQ(std::system(full.c_str()), 0) << full;
 }
 
+// An https:// webhook receiver: one connection at a time, TLS with the
+// test CA's certificate, answers 200 and keeps each body.
+class TlsReceiver {
+ public:
+  TlsReceiver(const std::string& cert, const std::string& key)
+      : ctx_(boost::asio::ssl::context::tls_server),
+        acceptor_(io_, {boost::asio::ip::address_v4::loopback(), 0}) {
+    ctx_.use_certificate_chain_file(cert);
+    ctx_.use_private_key_file(key, boost::asio::ssl::context::pem);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~TlsReceiver() {
+    stop_ = true;
+    boost::asio::ip::tcp::socket wake(io_);
+    boost::system::error_code ec;
+    wake.connect(acceptor_.local_endpoint(), ec);
+    thread_.join();
+  }
+  std::string url() const { return "https://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()) + "/hook"; }
+  bool wait_for(size_t n, std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] { return bodies_.size() >= n; });
+  }
+  std::vector<std::string> bodies() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return bodies_;
+  }
+
+ private:
+  void serve() {
+    namespace http = boost::beast::http;
+    while (!stop_) {
+      boost::asio::ip::tcp::socket socket(io_);
+      boost::system::error_code ec;
+      acceptor_.accept(socket, ec);
+      if (ec || stop_) return;
+      boost::asio::ssl::stream<boost::asio::ip::tcp::socket> s(std::move(socket), ctx_);
+      s.handshake(boost::asio::ssl::stream_base::server, ec);
+      if (ec) continue;
+      boost::beast::flat_buffer buffer;
+      http::request<http::string_body> req;
+      http::read(s, buffer, req, ec);
+      if (ec) continue;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        bodies_.push_back(req.body());
+      }
+      cv_.notify_all();
+      http::response<http::string_body> res{http::status::ok, 11};
+      res.body() = "thanks";
+      res.prepare_payload();
+      http::write(s, res, ec);
+      s.shutdown(ec);
+    }
+  }
+  boost::asio::io_context io_;
+  boost::asio::ssl::context ctx_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::string> bodies_;
+  std::thread thread_;
+};
+
 class TlsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -41,7 +114,8 @@ class TlsTest : public ::testing::Test {
     sh(d, "openssl req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other.pem -days 1 -subj /CN=other-ca");
     ASSERT_TRUE(runtime::write_random_gpt2_checkpoint(dir_->file("tiny"), runtime::Gpt2Config::tiny(), 5).ok());
     server_ = new ServerProcess({{"gpt2-tiny", dir_->file("tiny")}}, d,
-                                {"--tls-cert", dir_->file("server.pem"), "--tls-key", dir_->file("server.key")});
+                                {"--tls-cert", dir_->file("server.pem"), "--tls-key", dir_->file("server.key"),
+                                 "--webhook-allow", "127.0.0.1/32", "--webhook-ca-file", dir_->file("ca.pem")});
     key_ = new std::string(loom::testing::create_key("tls", server_->data_dir()));
     local_ = runtime::load_model(dir_->file("tiny")).value().release();
   }
@@ -121,6 +195,24 @@ TEST_F(TlsTest, StreamCallbacksAnswerOverWss) {
   runtime::TraceResult local = tr.run();
   EXPECT_EQ(calls, 2);  // once remotely, once locally
   EXPECT_TRUE(bitwise_equal(remote.at("logits"), local.at("logits")));
+}
+
+TEST_F(TlsTest, AWebhookGoesToAnHttpsReceiverThatTheServerVerifies) {
+  TlsReceiver hook(dir_->file("server.pem"), dir_->file("server.key"));
+  Client client(options());
+  Trace tr = client.model("gpt2-tiny").trace({ids()});
+  tr.output().save("logits");
+  std::string job;
+  RunOptions ro;
+  ro.remote = true;
+  ro.no_cache = true;
+  ro.callback_url = hook.url();
+  ro.on_submitted = [&](const std::string& id) { job = id; };
+  (void)tr.run(ro);
+  ASSERT_TRUE(hook.wait_for(1, 20s)) << "no webhook over https\n" << server_->log();
+  nlohmann::json body = nlohmann::json::parse(hook.bodies().at(0), nullptr, false);
+  EXPECT_EQ(body.value("job_id", ""), job) << hook.bodies().at(0);
+  EXPECT_EQ(body.value("state", ""), "COMPLETED");
 }
 
 TEST_F(TlsTest, AClientThatDoesNotTrustTheCaRefusesTheServer) {

@@ -285,6 +285,12 @@ TEST(CallbackPolicy, ChecksEveryAddressAgainstTheRulesAndTheAllowedRanges) {
   EXPECT_EQ(t->address, "1.2.3.4");
   EXPECT_EQ(t->port, 8080);
   EXPECT_EQ(t->target, "/a/b?c=d");
+  EXPECT_FALSE(t->tls);
+  auto secure = strict.check("https://8.8.8.8/hook");
+  ASSERT_TRUE(secure.ok()) << secure.status().to_string();
+  EXPECT_TRUE(secure->tls);
+  EXPECT_EQ(secure->port, 443);
+  EXPECT_FALSE(strict.check("https://127.0.0.1/").ok()) << "https is held to the same address rules";
   server::CallbackPolicy lab({*server::parse_cidr("10.0.0.0/8"), *server::parse_cidr("::1")});
   EXPECT_TRUE(lab.check("http://10.9.9.9/").ok());
   EXPECT_TRUE(lab.check("http://[::1]/").ok());
