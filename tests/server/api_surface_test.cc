@@ -15,16 +15,7 @@ namespace {
 Headers key_only(const std::string& key) { return {{"Authorization", "Bearer " + key}}; }
 
 // `loom-server keys ARGS`; exit code and stdout+stderr.
-std::pair<int, std::string> keys_command(const std::string& args) {
-  std::string cmd = std::string(LOOM_BIN_DIR) + "/loom-server keys " + args + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[1024];
-  size_t n;
-  while (p != nullptr && (n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int status = p == nullptr ? -1 : ::pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+std::pair<int, std::string> keys_command(const std::string& args) { return run_loom_server("keys " + args); }
 
 TEST_F(ServerTest, EveryRouteAnswersWithoutTheProtocolHeader) {
   start();

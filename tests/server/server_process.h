@@ -40,6 +40,18 @@ struct ServerArgs {
   std::string listen = "127.0.0.1:0";
 };
 
+// `loom-server ARGS` run to completion: its exit code and stdout+stderr.
+inline std::pair<int, std::string> run_loom_server(const std::string& args) {
+  std::string cmd = std::string(LOOM_BIN_DIR) + "/loom-server " + args + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while (p != nullptr && (n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int status = p == nullptr ? -1 : ::pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
 class ServerProcess {
  public:
   // Starts the server and waits (up to `startup`) for its ports; throws

@@ -180,27 +180,15 @@ TEST_F(SlowPeersTest, OutOfDescriptorsTheAcceptLoopWaitsInsteadOfSpinningAndReco
   EXPECT_EQ(wait_terminal(id, key_a_).value("state", ""), "COMPLETED");
 }
 
-// The server's exit code and stderr for `args`, run to completion.
-std::pair<int, std::string> run_server(const std::string& args) {
-  std::string cmd = std::string(LOOM_BIN_DIR) + "/loom-server " + args + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while (p != nullptr && (n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int status = p == nullptr ? -1 : ::pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
 TEST_F(SlowPeersTest, PlaintextOnANonLoopbackAddressIsRefusedWithoutTheFlag) {
   const std::string base = "--models " + models_->file("models.json") + " --data-dir " + data_dir_;
   for (const char* listen : {"0.0.0.0:0", "[::]:0"}) {
-    auto [code, out] = run_server(base + " --listen " + listen);
+    auto [code, out] = run_loom_server(base + " --listen " + listen);
     EXPECT_EQ(code, 1) << out;
     EXPECT_NE(out.find("refusing to serve plaintext HTTP on a non-loopback address"), std::string::npos) << out;
     EXPECT_NE(out.find("--allow-plaintext"), std::string::npos) << out;
   }
-  auto [code, out] = run_server(base + " --listen not-an-address:0");
+  auto [code, out] = run_loom_server(base + " --listen not-an-address:0");
   EXPECT_EQ(code, 1) << out;
   EXPECT_NE(out.find("is not an IP address"), std::string::npos) << out;
   // With the operator's consent it serves (on every address, loopback included).
