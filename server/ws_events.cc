@@ -63,13 +63,20 @@ struct WsEvents::Impl : std::enable_shared_from_this<WsEvents::Impl> {
     server = std::make_unique<WebSocketServer>(io, std::move(h), limits, tls);
   }
 
-  // A client's STREAM_REPLY, decoded on the work pool (base64 of up to
-  // max_stream_bytes is no work for the I/O thread). Frames that cannot be
-  // placed get a REJECTED answer and change nothing; the job goes on
-  // waiting for a good reply.
+  // A client's STREAM_REPLY. Frames that cannot be placed get a REJECTED
+  // answer and change nothing; the job goes on waiting for a good reply.
+  // Small frames are placed here (a hop through the pool would double a
+  // round trip's latency); large ones, up to max_stream_bytes of base64 or
+  // safetensors, are decoded on the work pool.
+  static constexpr size_t kInlineReplyBytes = 256 << 10;
   void on_message(Hdl h, std::string payload, bool binary) {
     auto it = follows.find(h);
     if (it == follows.end()) return;
+    if (payload.size() <= kInlineReplyBytes) {
+      Status taken = service.stream_reply(it->second.job_id, payload, binary);
+      if (!taken.ok()) server->send(h, transport::encode_rejected(stream_id_of(payload, binary), taken.message()), false);
+      return;
+    }
     auto frame = std::make_shared<const std::string>(std::move(payload));
     std::weak_ptr<Impl> weak = shared_from_this();
     const bool posted = pool.try_post([weak, h, job_id = it->second.job_id, frame, binary] {
