@@ -24,6 +24,7 @@ WaitOptions wait_options(const RunOptions& options) {
   w.quiet = options.quiet;
   w.timeout = options.timeout;
   w.on_log = options.on_log;
+  w.on_token = options.on_token;
   return w;
 }
 
@@ -64,8 +65,11 @@ namespace {
 // Whether a blocking run may wait for its job in the submit call itself:
 // not when the job streams to callbacks or sends LOG events, which come over
 // the WebSocket.
-bool can_wait_in_submit(const graph::Graph& g) {
-  for (const auto& n : g.nodes) {
+// Waiting inside the submit answer skips the event stream: only for jobs
+// whose events nobody needs to see live.
+bool can_wait_in_submit(const transport::JobRequest& request, const RunOptions& options) {
+  if (request.generation && options.on_token) return false;
+  for (const auto& n : request.graph.nodes) {
     if (n.kind == graph::NodeKind::kStream || n.kind == graph::NodeKind::kLog) return false;
   }
   return true;
@@ -117,7 +121,7 @@ void Client::on_stream(const std::string& name, std::function<at::Tensor(const a
 }
 
 runtime::TraceResult Client::run_blocking(const transport::JobRequest& request, const RunOptions& options) {
-  int64_t wait_ms = can_wait_in_submit(request.graph) ? options_.submit_wait.count() : 0;
+  int64_t wait_ms = can_wait_in_submit(request, options) ? options_.submit_wait.count() : 0;
   if (options.timeout.count() > 0) wait_ms = std::min<int64_t>(wait_ms, options.timeout.count());
   JobStatus st;
   json answer = post_job(request, wait_ms, /*raw_result=*/true, st);

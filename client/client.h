@@ -43,6 +43,7 @@
 #include <nlohmann/json.hpp>
 
 #include "client/job_client.h"
+#include "graph/generation.h"
 #include "runtime/trace.h"
 #include "transport/request.h"
 
@@ -65,6 +66,10 @@ struct RunOptions {
   std::string request_id{};     // remote: the caller's own id, echoed in server logs
   uint32_t wall_time_ms = 0;    // remote: run-time limit on the server (0: its default)
   LogCallback on_log{};         // LOG events (local and remote)
+  TokenCallback on_token{};     // generation steps (local and remote)
+  // Set: run the trace as a generation (runtime/generate.h): step 0 is the
+  // prompt pass; the result adds "tokens" [B, T + N].
+  std::optional<graph::GenerateOptions> generation{};
   // Stream callbacks by name (hybrid execution), over the Client's own
   // (Client::on_stream) and, for Trace::run, the Trace's. They run on the
   // thread that follows the job: the caller's, or run_async's background one.

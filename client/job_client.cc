@@ -438,6 +438,17 @@ JobStatus JobClient::follow(const std::string& job_id, const WaitOptions& option
       std::string text = ev.value("text", ""), value = ev.value("value", "");
       display.on_log(text, value);
       if (options.on_log) options.on_log(text, value);
+    } else if (type == transport::EventType::kToken) {
+      TokenEvent t;
+      if (ev.contains("step") && ev["step"].is_number_integer()) t.step = ev["step"].get<int64_t>();
+      if (ev.contains("elapsed_ms") && ev["elapsed_ms"].is_number_integer()) t.elapsed_ms = ev["elapsed_ms"].get<int64_t>();
+      if (ev.contains("tokens") && ev["tokens"].is_array()) {
+        for (const json& id : ev["tokens"]) {
+          if (id.is_number_integer()) t.tokens.push_back(id.get<int64_t>());
+        }
+      }
+      display.on_token(t.step, t.elapsed_ms);
+      if (options.on_token) options.on_token(t);
     } else if (transport::is_terminal(type)) {
       apply_terminal_event(ev, last, display);
       break;

@@ -122,6 +122,15 @@ struct ClientOptions {
 // A LOG event: its text and the server's summary of the value.
 using LogCallback = std::function<void(const std::string& text, const std::string& value)>;
 
+// A TOKEN event (a generation step): its index, each row's new token id,
+// and the server's time since the job started running.
+struct TokenEvent {
+  int64_t step = 0;
+  std::vector<int64_t> tokens;
+  int64_t elapsed_ms = 0;
+};
+using TokenCallback = std::function<void(const TokenEvent&)>;
+
 // How JobClient::wait() follows a job: the status display and limits.
 struct WaitOptions {
   bool verbose = false;  // keep each state on its own line (or ClientOptions::verbose)
@@ -129,6 +138,7 @@ struct WaitOptions {
   // How long to wait (0: no limit); then TimeoutError, the job keeps running.
   std::chrono::milliseconds timeout{0};
   LogCallback on_log{};  // LOG events
+  TokenCallback on_token{};  // TOKEN events, in step order
 };
 
 // Answers a STREAM event (its header and tensors) with the STREAM_REPLY

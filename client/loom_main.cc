@@ -1,6 +1,7 @@
-// The `loom` command-line tool. The remote subcommands run here,
-// without LibTorch (it costs ~0.3 s and ~150 MiB to load); trace,
-// make-checkpoint and make-inputs run in `loom-trace`, installed beside it.
+// The `loom` command-line tool. The remote subcommands and tokenize run
+// here, without LibTorch (it costs ~0.3 s and ~150 MiB to load); trace,
+// generate, make-checkpoint and make-inputs run in `loom-trace`, installed
+// beside it.
 #include <CLI/CLI.hpp>
 #include <unistd.h>
 
@@ -11,10 +12,11 @@
 #include <string>
 
 #include "client/remote_commands.h"
+#include "text/tokenizer.h"
 
 namespace {
 
-constexpr const char* kLocalCommands[] = {"trace", "make-checkpoint", "make-inputs"};
+constexpr const char* kLocalCommands[] = {"trace", "generate", "make-checkpoint", "make-inputs"};
 
 // Replaces this process with loom-trace, same arguments.
 int run_loom_trace(char** argv) {
@@ -25,6 +27,28 @@ int run_loom_trace(char** argv) {
   std::cerr << "loom " << argv[1] << ": cannot run " << bin << ": " << std::strerror(errno)
             << " (loom-trace is built and installed beside loom)\n";
   return 1;
+}
+
+// `loom tokenize DIR TEXT [--json]`: exit 3 when the tokenizer cannot be
+// read, 2 when the text cannot be encoded (invalid UTF-8).
+int run_tokenize(const std::string& dir, const std::string& text, bool json, bool special) {
+  auto tok = loom::text::Tokenizer::load_dir(dir);
+  if (!tok.ok()) {
+    std::cerr << "loom tokenize: " << tok.status().message() << "\n";
+    return 3;
+  }
+  auto ids = tok->encode(text, special);
+  if (!ids.ok()) {
+    std::cerr << "loom tokenize: " << ids.status().message() << "\n";
+    return 2;
+  }
+  std::string out = json ? "[" : "";
+  for (size_t i = 0; i < ids->size(); ++i) {
+    if (i > 0) out += json ? "," : " ";
+    out += std::to_string((*ids)[i]);
+  }
+  std::cout << out << (json ? "]" : "") << "\n";
+  return 0;
 }
 
 }  // namespace
@@ -39,7 +63,16 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   // Listed for --help; run by loom-trace (see run_loom_trace above).
   app.add_subcommand("trace", "run a model with hook points saved (locally, or on a server with --remote)");
-  app.add_subcommand("make-checkpoint", "write a seeded random GPT-2 checkpoint (tests, demos, benchmarks)");
+  app.add_subcommand("generate", "generate tokens with per-step saves and steering (locally or --remote)");
+  app.add_subcommand("make-checkpoint", "write a seeded random GPT-2 or Llama checkpoint (tests, demos, benchmarks)");
+
+  std::string tok_dir, tok_text;
+  bool tok_json = false, tok_special = false;
+  CLI::App* tokenize_cmd = app.add_subcommand("tokenize", "print the token ids of TEXT (space-separated, or --json)");
+  tokenize_cmd->add_option("dir", tok_dir, "directory with tokenizer.json or vocab.json + merges.txt")->required();
+  tokenize_cmd->add_option("text", tok_text, "the text")->required();
+  tokenize_cmd->add_flag("--json", tok_json, "print a JSON array");
+  tokenize_cmd->add_flag("--special", tok_special, "match special tokens written in the text");
   app.add_subcommand("make-inputs", "write seeded random token ids as input \"0\" of a safetensors file");
 
   // Flags of every command that talks to a loom-server.
@@ -83,6 +116,7 @@ int main(int argc, char** argv) {
     int code = app.exit(e);
     return code == 0 ? 0 : 2;
   }
+  if (tokenize_cmd->parsed()) return run_tokenize(tok_dir, tok_text, tok_json, tok_special);
   if (models_cmd->parsed()) return loom::client::run_models_command(remote, json);
   if (jobs_cmd->parsed()) return loom::client::run_jobs_command(remote, json);
   if (status_cmd->parsed()) return loom::client::run_status_command(remote, job_id, json);

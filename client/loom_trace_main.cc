@@ -1,5 +1,5 @@
 // `loom-trace`: the subcommands of `loom` that need LibTorch (trace,
-// make-checkpoint, make-inputs). `loom` runs this binary for them, so its
+// generate, make-checkpoint, make-inputs). `loom` runs this binary for them, so its
 // remote subcommands start without loading LibTorch; its arguments are
 // those of `loom` (argv[1] is the subcommand).
 #include <ATen/ATen.h>
@@ -7,8 +7,10 @@
 
 #include <iostream>
 
+#include "client/generate_command.h"
 #include "client/trace_command.h"
 #include "runtime/gpt2_config.h"
+#include "runtime/llama_config.h"
 #include "runtime/safetensors.h"
 
 int main(int argc, char** argv) {
@@ -23,7 +25,10 @@ int main(int argc, char** argv) {
   CLI::App* tr = app.add_subcommand("trace", "run a model with hook points saved (locally, or on a server with --remote)");
   tr->add_option("model", trace.model, "TorchScript file or GPT-2 checkpoint directory; with --remote, a model key")
       ->required();
-  tr->add_option("--inputs", trace.inputs, "safetensors file with inputs named \"0\", \"1\", ...")->required();
+  tr->add_option("--inputs", trace.inputs, "safetensors file with inputs named \"0\", \"1\", ...");
+  tr->add_option("--prompt", trace.prompts, "text input instead of --inputs (repeatable: one invoke each)");
+  tr->add_option("--tokenizer", trace.tokenizer, "directory with tokenizer.json or vocab.json + merges.txt "
+                                                 "(default: the checkpoint directory)");
   tr->add_option("--save", trace.saves, "SPEC to save: PATH.output, PATH.output.K, PATH.input.K, optionally @N")
       ->required();
   tr->add_option("-o,--output", trace.output, "safetensors file to write (not with --no-wait)");
@@ -35,14 +40,46 @@ int main(int argc, char** argv) {
   tr->add_flag("--no-cache", trace.no_cache, "with --remote: run even if an identical request has a stored result");
   loom::client::add_remote_flags(tr, remote);
 
-  std::string ckpt_dir, shape = "tiny";
+  loom::client::GenerateCommand gen;
+  CLI::App* ge = app.add_subcommand("generate", "generate tokens with per-step saves and steering (locally or --remote)");
+  ge->add_option("model", gen.model, "GPT-2 or Llama checkpoint directory; with --remote, a model key")->required();
+  ge->add_option("--inputs", gen.inputs, "safetensors file with the prompt ids as \"0\" [B, T]");
+  ge->add_option("--prompt", gen.prompts, "prompt text instead of --inputs (repeatable: one row each)");
+  ge->add_option("--tokenizer", gen.tokenizer, "directory with tokenizer.json or vocab.json + merges.txt "
+                                               "(default: the checkpoint directory)");
+  ge->add_option("--max-new-tokens", gen.max_new_tokens, "tokens to generate")->required();
+  ge->add_option("--temperature", gen.temperature, "0: greedy (default); > 0: sample");
+  ge->add_option("--top-k", gen.top_k, "sample among the K most likely (0: off)");
+  ge->add_option("--top-p", gen.top_p, "sample within probability mass P (1: off)");
+  ge->add_option("--seed", gen.seed, "sampling seed: the same seed gives the same tokens");
+  ge->add_option("--stop-id", gen.stop_ids, "a token id that ends a row (repeatable; default: the model's eos)");
+  ge->add_option("--save", gen.saves, "SPEC to save; @K one step, @A:B, @A: or @all one tensor per step (SPEC@K)");
+  ge->add_option("--steer", gen.steers, "SPEC=FILE[:SCALE]: add FILE's one tensor x SCALE at SPEC (every step unless @)");
+  ge->add_option("-o,--output", gen.output, "safetensors file to write: tokens and the saves");
+  ge->add_option("--device", gen.device, "cpu or cuda:N (local runs)");
+  ge->add_option("--dtype", gen.dtype, "Llama compute dtype: float32, float16 or bfloat16 (default: the checkpoint's)");
+  ge->add_flag("--remote", gen.remote, "run on the loom-server at --host / $LOOM_HOST");
+  ge->add_flag("--no-wait", gen.no_wait, "with --remote: submit, print the job ID (last line) and return");
+  loom::client::add_remote_flags(ge, remote);
+
+  std::string ckpt_dir, shape = "tiny", arch = "gpt2", ck_dtype = "float32", rope;
+  int shards = 1;
+  int64_t kv_heads = 0;
+  bool tied = false;
   uint64_t seed = 0;
   bool prefix = false;
   int64_t layers = 0, embd = 0, heads = 0, vocab = 0;
-  CLI::App* mk = app.add_subcommand("make-checkpoint", "write a seeded random GPT-2 checkpoint (tests, demos, benchmarks)");
-  mk->add_option("dir", ckpt_dir, "directory to write config.json and model.safetensors into")->required();
-  mk->add_option("--shape", shape, "tiny (2 layers, 64 wide) or small (GPT-2 small: 12 layers, 768 wide)")
+  CLI::App* mk = app.add_subcommand("make-checkpoint", "write a seeded random GPT-2 or Llama checkpoint (tests, demos, benchmarks)");
+  mk->add_option("dir", ckpt_dir, "directory to write config.json and the weights into")->required();
+  mk->add_option("--arch", arch, "gpt2 (default), llama or qwen2")->check(CLI::IsMember({"gpt2", "llama", "qwen2"}));
+  mk->add_option("--shape", shape, "tiny (2 layers, 64 wide) or small (GPT-2 small; Llama: 12 layers, 768 wide, 4 kv heads)")
       ->check(CLI::IsMember({"tiny", "small"}));
+  mk->add_option("--dtype", ck_dtype, "Llama: float32, float16 or bfloat16")
+      ->check(CLI::IsMember({"float32", "float16", "bfloat16"}));
+  mk->add_option("--shards", shards, "Llama: split the weights over N files with an index")->check(CLI::Range(1, 999));
+  mk->add_option("--kv-heads", kv_heads, "Llama: override num_key_value_heads");
+  mk->add_option("--rope-scaling", rope, "Llama: linear:F, dynamic:F or llama3:F (low 1, high 4, original 8192)");
+  mk->add_flag("--tied", tied, "Llama: tie lm_head to the embeddings (no lm_head.weight)");
   mk->add_option("--seed", seed, "random seed; the same seed writes the same bytes");
   mk->add_option("--layers", layers, "override n_layer");
   mk->add_option("--embd", embd, "override n_embd");
@@ -79,6 +116,40 @@ int main(int argc, char** argv) {
       return 3;
     }
     std::cout << "wrote " << inputs_file << ": \"0\" int64 [" << batch << ", " << seq << "]\n";
+    return 0;
+  }
+  if (ge->parsed()) {
+    gen.flags = remote;
+    return loom::client::run_generate_command(gen);
+  }
+  if (mk->parsed() && arch != "gpt2") {
+    auto config = shape == "small" ? loom::runtime::LlamaConfig::small() : loom::runtime::LlamaConfig::tiny();
+    config.model_type = arch;
+    if (layers > 0) config.num_hidden_layers = layers;
+    if (embd > 0) config.hidden_size = embd;
+    if (heads > 0) config.num_attention_heads = heads;
+    if (kv_heads > 0) config.num_key_value_heads = kv_heads;
+    if (vocab > 0) config.vocab_size = vocab;
+    config.tie_word_embeddings = tied;
+    if (!rope.empty()) {
+      const size_t colon = rope.find(':');
+      config.rope_scaling.type = rope.substr(0, colon);
+      try {
+        config.rope_scaling.factor = colon == std::string::npos ? 0 : std::stod(rope.substr(colon + 1));
+      } catch (const std::exception&) {
+        config.rope_scaling.factor = 0;
+      }
+      if (config.rope_scaling.factor <= 0) {
+        std::cerr << "loom make-checkpoint: --rope-scaling must be TYPE:FACTOR, e.g. llama3:8\n";
+        return 2;
+      }
+    }
+    loom::Status s = loom::runtime::write_random_llama_checkpoint(ckpt_dir, config, seed, {ck_dtype, shards});
+    if (!s.ok()) {
+      std::cerr << "loom make-checkpoint: " << s.message() << "\n";
+      return s.code() == loom::StatusCode::kInvalidArgument ? 2 : 3;
+    }
+    std::cout << "wrote " << ckpt_dir << "/config.json and the " << arch << " weights\n";
     return 0;
   }
   if (mk->parsed()) {

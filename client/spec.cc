@@ -22,15 +22,30 @@ bool parse_uint(const std::string& s, uint32_t max, uint32_t& out) {
 Result<graph::Point> parse_spec(const std::string& spec) {
   auto bad = [&](const std::string& why) {
     return invalid_argument("bad SPEC \"" + spec + "\": " + why +
-                            " (expected PATH.output, PATH.output.K or PATH.input.K, optionally ending in @N)");
+                            " (expected PATH.output, PATH.output.K or PATH.input.K, optionally ending in @N, @A:B, @A: or @all)");
   };
   graph::Point p;
   std::string body = spec;
   size_t at = body.rfind('@');
   if (at != std::string::npos) {
-    uint32_t call = 0;
-    if (!parse_uint(body.substr(at + 1), 1u << 30, call)) return bad("call index after '@' must be a number");
-    p.call = call;
+    const std::string steps = body.substr(at + 1);
+    const size_t colon = steps.find(':');
+    uint32_t first = 0, end = 0;
+    if (steps == "all") {
+      p.call_end = graph::kEveryCall;
+    } else if (colon == std::string::npos) {
+      if (!parse_uint(steps, 1u << 30, first)) return bad("the call index after '@' must be a number, A:B, A: or all");
+      p.call = first;
+    } else {
+      if (!parse_uint(steps.substr(0, colon), 1u << 30, first)) return bad("the step range must be A:B or A:");
+      if (colon + 1 == steps.size()) {
+        end = graph::kEveryCall;
+      } else if (!parse_uint(steps.substr(colon + 1), 1u << 30, end) || end <= first) {
+        return bad("the step range A:B needs B > A");
+      }
+      p.call = first;
+      p.call_end = end;
+    }
     body = body.substr(0, at);
   }
   std::vector<std::string> parts;
@@ -68,6 +83,16 @@ Result<graph::Point> parse_spec(const std::string& spec) {
     p.module += parts[i];
   }
   return p;
+}
+
+std::string save_name(const std::string& spec, const graph::Point& point) {
+  return point.repeats() ? spec.substr(0, spec.rfind('@')) : spec;
+}
+
+HookPoint hook_point(Builder& b, const graph::Point& p) {
+  ModuleRef m = b.module(p.module);
+  m = p.repeats() ? m.steps(p.call, p.call_end) : m.call(p.call);
+  return p.io == graph::Io::kOutput ? m.output(p.index) : m.input(p.index);
 }
 
 }  // namespace loom::client

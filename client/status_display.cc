@@ -103,7 +103,28 @@ std::string StatusDisplay::state_label() const {
   // The server counts the jobs waiting ahead (0: this one runs next).
   if (queue_position_ == 0) s += " (next in line)";
   if (queue_position_ > 0) s += " (" + std::to_string(queue_position_) + " ahead)";
+  if (tokens_ > 0) {
+    char rate[32] = "";
+    if (token_elapsed_ms_ > 0) {
+      std::snprintf(rate, sizeof rate, ", %.1f tok/s", 1000.0 * static_cast<double>(tokens_) / token_elapsed_ms_);
+    }
+    s += " (" + std::to_string(tokens_) + (tokens_ == 1 ? " token" : " tokens") + rate + ")";
+  }
   return s;
+}
+
+void StatusDisplay::on_token(int64_t step, int64_t elapsed_ms) {
+  tokens_ = std::max(tokens_, step + 1);
+  token_elapsed_ms_ = elapsed_ms;
+  if (quiet_) return;
+  // A terminal redraws at most ~10 times a second (tick); a log gets a line
+  // every 16 tokens, not one per token.
+  if (!tty_ && tokens_ % 16 == 0) {
+    *out_ << "loom: ";
+    if (!job_.empty()) *out_ << "job " << job_ << " ";
+    *out_ << state_label() << "\n";
+    out_->flush();
+  }
 }
 
 std::string StatusDisplay::history(bool include_current) const {

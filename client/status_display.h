@@ -51,6 +51,9 @@ class StatusDisplay {
   void on_state(const std::string& state, int64_t queue_position = -1,
                 const std::map<std::string, int64_t>& server_elapsed_ms = {});
   void on_log(const std::string& text, const std::string& value);
+  // A generation step ran (0-based), `elapsed_ms` after the run started:
+  // the line shows the tokens so far and tokens/s.
+  void on_token(int64_t step, int64_t elapsed_ms);
   // Terminal only: moves the spinner and the clock. Call every ~100 ms.
   void tick();
   // The job reached a terminal state; `detail` is an error message, if any.
@@ -85,6 +88,8 @@ class StatusDisplay {
   std::string job_;
   std::string state_;
   int64_t queue_position_ = -1;
+  int64_t tokens_ = 0;            // generation steps seen
+  int64_t token_elapsed_ms_ = 0;  // the last one's server time
   Clock::time_point state_started_;
   std::vector<std::pair<std::string, int64_t>> finished_;  // earlier states, in order, with ms
   bool live_ = false;  // a live line is on screen (terminal)

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "graph/validate.h"
+#include "runtime/generate.h"
 #include "runtime/tensor_data.h"
 
 namespace loom::client {
@@ -101,7 +102,28 @@ runtime::TraceResult Trace::run_local(const RunOptions& options) {
 
   std::vector<std::vector<c10::IValue>> in;
   for (const auto& invoke : inputs_) in.emplace_back(invoke.begin(), invoke.end());
-  auto out = runtime::execute(*local_, graph(), in, eo);
+  Result<runtime::RunOutput> out = invalid_argument("not run");
+  if (options.generation) {
+    auto* lm = dynamic_cast<runtime::CausalLm*>(local_);
+    if (lm == nullptr) {
+      throw ValidationError("generation needs a language model with a KV cache (GPT-2 or the Llama family); this "
+                            "model is a " + local_->kind());
+    }
+    runtime::TokenHandler on_token;
+    if (options.on_token) {
+      TokenCallback cb = options.on_token;
+      on_token = [cb](const runtime::TokenStep& s) {
+        cb(TokenEvent{s.step, s.tokens, static_cast<int64_t>(s.elapsed_s * 1000)});
+      };
+    }
+    out = runtime::generate(*lm, graph(), in, eo, *options.generation, on_token);
+    if (!out.ok() && out.status().code() == StatusCode::kInvalidArgument) {
+      Status s = options.generation->check(lm->vocab_size());
+      if (!s.ok()) throw ValidationError(s.message(), s.code());
+    }
+  } else {
+    out = runtime::execute(*local_, graph(), in, eo);
+  }
   if (!out.ok()) {
     if (out.status().code() == StatusCode::kCancelled) throw CancelledError(out.status().message());
     throw ExecutionError(out.status().code(), out.status().message());
@@ -141,6 +163,11 @@ transport::JobRequest Trace::request(const RunOptions& options) const {
   req.request_id = options.request_id;
   req.no_cache = options.no_cache;
   req.wall_time_ms = options.wall_time_ms;
+  if (options.generation) {
+    Status s = options.generation->check();
+    if (!s.ok()) throw ValidationError(s.message(), s.code());
+    req.generation = options.generation;
+  }
   req.stream_timeout_ms = static_cast<uint32_t>(
       std::clamp<int64_t>(options.stream_timeout.count(), 1, std::numeric_limits<uint32_t>::max()));
   return req;

@@ -2,6 +2,7 @@
 
 #include <iostream>
 
+#include "client/command_inputs.h"
 #include "client/spec.h"
 #include "client/trace.h"
 #include "runtime/model.h"
@@ -14,12 +15,7 @@ namespace {
 
 // Adds one save per SPEC, named exactly as the SPEC was given.
 void add_saves(Builder& tr, const std::vector<graph::Point>& points, const std::vector<std::string>& specs) {
-  for (size_t i = 0; i < points.size(); ++i) {
-    const graph::Point& p = points[i];
-    ModuleRef m = tr.module(p.module).call(p.call);
-    HookPoint hp = p.io == graph::Io::kOutput ? m.output(p.index) : m.input(p.index);
-    hp.save(specs[i]);
-  }
+  for (size_t i = 0; i < points.size(); ++i) hook_point(tr, points[i]).save(save_name(specs[i], points[i]));
 }
 
 int write_output(const TraceCommand& cmd, const runtime::TraceResult& result,
@@ -36,11 +32,12 @@ int write_output(const TraceCommand& cmd, const runtime::TraceResult& result,
 }
 
 int run_remote(const TraceCommand& cmd, const std::vector<graph::Point>& points,
-               const std::vector<at::Tensor>& inputs) {
+               const std::vector<std::vector<at::Tensor>>& invokes) {
   return run_guarded("trace", [&]() -> int {
     Client client(client_options(cmd.flags));
     RemoteModel model = client.model(cmd.model);
-    Trace tr = model.trace(inputs);
+    Trace tr = model.trace();
+    for (const auto& invoke : invokes) tr.invoke(invoke);
     add_saves(tr, points, cmd.saves);
     RunOptions ro;
     ro.remote = true;
@@ -84,26 +81,10 @@ int run_trace_command(const TraceCommand& cmd) {
     std::cerr << "loom trace: give the output file with -o FILE\n";
     return kExitUsage;
   }
-  auto in = runtime::read_safetensors_file(cmd.inputs);
-  if (!in.ok()) {
-    std::cerr << "loom trace: " << in.status().message() << "\n";
-    return kExitFile;
-  }
-  std::vector<at::Tensor> inputs;
-  for (size_t i = 0; i < in->tensors.size(); ++i) {
-    at::Tensor t = in->find(std::to_string(i));
-    if (!t.defined()) {
-      std::cerr << "loom trace: " << cmd.inputs << ": inputs must be named \"0\", \"1\", ... by position; \""
-                << i << "\" is missing\n";
-      return kExitFile;
-    }
-    inputs.push_back(t);
-  }
-  if (inputs.empty()) {
-    std::cerr << "loom trace: " << cmd.inputs << " holds no tensors\n";
-    return kExitFile;
-  }
-  if (cmd.remote) return run_remote(cmd, points, inputs);
+  CommandInputs in;
+  const std::string tokenizer = !cmd.tokenizer.empty() ? cmd.tokenizer : (cmd.remote ? "" : cmd.model);
+  if (int rc = load_command_inputs("trace", cmd.inputs, cmd.prompts, tokenizer, &in); rc != kExitOk) return rc;
+  if (cmd.remote) return run_remote(cmd, points, in.invokes);
 
   runtime::ModelOptions options;
   options.device = cmd.device;
@@ -112,7 +93,8 @@ int run_trace_command(const TraceCommand& cmd) {
     std::cerr << "loom trace: " << model.status().message() << "\n";
     return kExitFile;
   }
-  runtime::LocalTrace tr(**model, inputs);
+  runtime::LocalTrace tr(**model);
+  for (const auto& invoke : in.invokes) tr.invoke(invoke);
   add_saves(tr, points, cmd.saves);
   auto result = tr.run();
   if (!result.ok()) {

@@ -1,5 +1,5 @@
 // `loom trace`: run a model with hook points saved, locally (MODEL is a
-// TorchScript file or a GPT-2 checkpoint directory) or with --remote on a
+// TorchScript file or a GPT-2 / Llama checkpoint directory) or with --remote on a
 // loom-server (MODEL is a model key, as `loom models` lists them).
 #pragma once
 
@@ -13,6 +13,8 @@ namespace loom::client {
 struct TraceCommand {
   std::string model;                // local: file or directory; --remote: model key
   std::string inputs;               // safetensors with tensors "0", "1", ...
+  std::vector<std::string> prompts; // or text, one invoke each (client/command_inputs.h)
+  std::string tokenizer;            // for prompts; default: the local checkpoint directory
   std::vector<std::string> saves;   // SPECs
   std::string output;               // safetensors written with one tensor per SPEC
   std::string device = "cpu";       // local only

@@ -19,7 +19,7 @@ Builder* same_builder(const Value& a, const Value& b) {
 
 std::string point_key(const graph::Point& p) {
   return p.module + '\n' + std::to_string(static_cast<int>(p.io)) + '\n' + std::to_string(p.index) + '\n' +
-         std::to_string(p.call) + '\n' + std::to_string(p.invoke);
+         std::to_string(p.call) + '\n' + std::to_string(p.invoke) + '\n' + std::to_string(p.call_end);
 }
 
 // A Value handed to one of `b`'s own methods must belong to `b`.
@@ -169,20 +169,30 @@ void HookPoint::set(const Value& v) const {
 }
 
 HookPoint ModuleRef::output(int32_t element) const {
-  graph::Point p{path_, graph::Io::kOutput, element, call_, invoke_};
+  graph::Point p{path_, graph::Io::kOutput, element, call_, invoke_, call_end_};
   return HookPoint(builder_, std::move(p));
 }
 
 HookPoint ModuleRef::input(int32_t arg) const {
-  graph::Point p{path_, graph::Io::kInput, arg, call_, invoke_};
+  graph::Point p{path_, graph::Io::kInput, arg, call_, invoke_, call_end_};
   return HookPoint(builder_, std::move(p));
 }
 
 ModuleRef ModuleRef::call(uint32_t n) const {
   ModuleRef m = *this;
   m.call_ = n;
+  m.call_end_ = 0;
   return m;
 }
+
+ModuleRef ModuleRef::steps(uint32_t first, uint32_t end) const {
+  ModuleRef m = *this;
+  m.call_ = first;
+  m.call_end_ = end;  // validate() rejects end <= first
+  return m;
+}
+
+ModuleRef ModuleRef::all_steps(uint32_t first) const { return steps(first, graph::kEveryCall); }
 
 // ---- Builder ---------------------------------------------------------------
 

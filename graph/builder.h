@@ -150,13 +150,21 @@ class ModuleRef {
   // Positional argument `arg` of forward.
   HookPoint input(int32_t arg = 0) const;
   // The same module on its n-th call (0-based; modules called repeatedly).
+  // In a generation, call n is step n (step 0 is the prompt pass).
   ModuleRef call(uint32_t n) const;
+  ModuleRef step(uint32_t n) const { return call(n); }
+  // Steps [first, end): what is computed from such a point runs again at
+  // each step, a set applies at each, and a save gives NAME@K per step K.
+  ModuleRef steps(uint32_t first, uint32_t end) const;
+  // Every step from `first` on (default: all of them).
+  ModuleRef all_steps(uint32_t first = 0) const;
 
  private:
   Builder* builder_;
   std::string path_;
   int32_t invoke_;
   uint32_t call_ = 0;
+  uint32_t call_end_ = 0;
 };
 
 class Builder {

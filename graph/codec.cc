@@ -26,6 +26,7 @@ void point_to_capnp(const Point& p, schema::Point::Builder b) {
   b.setIndex(p.index);
   b.setCall(p.call);
   b.setInvoke(p.invoke);
+  b.setCallEnd(p.call_end);
 }
 
 // The limits a graph is read under: every count and size on the reader is
@@ -61,6 +62,7 @@ Result<Point> point_from_capnp(schema::Point::Reader r, const ReadBudget& budget
   p.index = r.getIndex();
   p.call = r.getCall();
   p.invoke = r.getInvoke();
+  p.call_end = r.getCallEnd();
   return p;
 }
 

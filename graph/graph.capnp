@@ -19,6 +19,7 @@ struct Point {
   index @2 :Int32 = -1;
   call @3 :UInt32;
   invoke @4 :Int32 = -1;
+  callEnd @5 :UInt32;  # 0: only `call`; else calls [call, callEnd), 0xFFFFFFFF = every call from `call`
 }
 
 struct TensorData {

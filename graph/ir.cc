@@ -32,7 +32,13 @@ std::string Point::to_string() const {
   std::string s = module.empty() ? std::string("<root>") : module;
   s += io == Io::kOutput ? ".output" : ".input";
   if (index >= 0) s += "." + std::to_string(index);
-  if (call > 0) s += "@" + std::to_string(call);
+  if (call_end == kEveryCall) {
+    s += call == 0 ? std::string("@all") : "@" + std::to_string(call) + ":";
+  } else if (call_end != 0) {
+    s += "@" + std::to_string(call) + ":" + std::to_string(call_end);
+  } else if (call > 0) {
+    s += "@" + std::to_string(call);
+  }
   if (invoke >= 0) s += " (invoke " + std::to_string(invoke) + ")";
   return s;
 }

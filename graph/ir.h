@@ -31,14 +31,21 @@ enum class Io : uint8_t { kOutput, kInput };
 // Where a hook fires: a module's output (or element `index` of a tuple
 // output) or its positional input `index`, on its `call`-th call (0-based),
 // seen from invoke `invoke` (its rows of the batch; -1 = the whole batch).
+// In a generation the call is the step (step 0 is the prompt pass). A point
+// with `call_end` != 0 covers the calls [call, call_end) (kEveryCall: every
+// call from `call` on); what depends on it runs again at each of them.
+constexpr uint32_t kEveryCall = 0xFFFFFFFFu;
 struct Point {
   std::string module;  // dotted path as named_modules() gives; "" = the root
   Io io = Io::kOutput;
   int32_t index = -1;  // output: tuple element, -1 = whole; input: argument
   uint32_t call = 0;
   int32_t invoke = -1;
+  uint32_t call_end = 0;  // 0: the one call `call`
 
-  std::string to_string() const;  // "transformer.h.3.output.0@1 (invoke 0)"
+  bool repeats() const { return call_end != 0; }
+  bool covers(uint32_t c) const { return call_end == 0 ? c == call : c >= call && c < call_end; }
+  std::string to_string() const;  // "transformer.h.3.output.0@1 (invoke 0)", "...@all", "...@2:5"
 };
 
 // A typed operator argument.

@@ -43,6 +43,10 @@ Status check_point(const Graph& g, uint32_t i, const Point& p, const ValidateOpt
     return node_error(g, i, "an input point needs an argument index >= 0, got " + std::to_string(p.index));
   }
   if (p.index < -1) return node_error(g, i, "element index " + std::to_string(p.index) + " is negative");
+  if (p.call_end != 0 && p.call_end <= p.call) {
+    return node_error(g, i, "the step range " + std::to_string(p.call) + ":" + std::to_string(p.call_end) +
+                                " is empty (the end must be past the start)");
+  }
   if (o.module_paths != nullptr &&
       std::find(o.module_paths->begin(), o.module_paths->end(), p.module) == o.module_paths->end()) {
     std::string hint = closest_module(*o.module_paths, p.module);

@@ -10,9 +10,13 @@
 #include <set>
 #include <sstream>
 
+#include "runtime/internal/decoder.h"
+#include "runtime/internal/hooks.h"
 #include "runtime/safetensors.h"
 
 namespace loom::runtime {
+using internal::hooked;
+using internal::hooked_tuple;
 
 struct Gpt2Model::Layer {
   at::Tensor ln_1_w, ln_1_b, c_attn_w, c_attn_b, attn_proj_w, attn_proj_b;
@@ -29,14 +33,6 @@ struct Gpt2Model::Ids {
 };
 
 namespace {
-
-at::Tensor tensor_of(const c10::IValue& v, const std::string& path, const char* what) {
-  if (!v.isTensor()) {
-    throw std::runtime_error("module \"" + path + "\": its " + what + " must be a tensor, but an intervention made it " +
-                             v.tagKind());
-  }
-  return v.toTensor();
-}
 
 // Conv1D as in Hugging Face: y = x @ W + b with W laid out [in, out].
 at::Tensor conv1d(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
@@ -172,38 +168,19 @@ Result<std::unique_ptr<Gpt2Model>> Gpt2Model::load(const std::string& dir, const
   return m;
 }
 
-// Runs `f` as module `id`: reports input 0 and the output to the sink, which
-// may replace either. Without a sink it is just f(x).
-template <typename F>
-static at::Tensor hooked(const Model& m, HookSink* sink, int id, at::Tensor x, F&& f) {
-  if (sink == nullptr) return f(x);
-  const std::string& path = m.module_paths()[id];
-  c10::IValue in(std::move(x));
-  sink->on_input(id, 0, in);
-  c10::IValue out(f(tensor_of(in, path, "input")));
-  sink->on_output(id, out);
-  return tensor_of(out, path, "output");
+// What every block of one step shares.
+struct Gpt2Model::Step {
+  KvCache& cache;
+  at::Tensor allowed;  // internal::step_mask
+};
+
+std::vector<int64_t> Gpt2Model::eos_token_ids() const {
+  if (config_.eos_token_id >= 0) return {config_.eos_token_id};
+  if (config_.vocab_size == 50257) return {50256};  // <|endoftext|>
+  return {};
 }
 
-// Like hooked() for modules whose Hugging Face output is a tuple whose first
-// element is the tensor the model continues with.
-template <typename F>
-static at::Tensor hooked_tuple(const Model& m, HookSink* sink, int id, at::Tensor x, bool with_none, F&& f) {
-  if (sink == nullptr) return f(x);
-  const std::string& path = m.module_paths()[id];
-  c10::IValue in(std::move(x));
-  sink->on_input(id, 0, in);
-  at::Tensor y = f(tensor_of(in, path, "input"));
-  c10::IValue out = with_none ? c10::ivalue::Tuple::create({y, c10::IValue()}) : c10::ivalue::Tuple::create({y});
-  sink->on_output(id, out);
-  if (!out.isTuple() || out.toTupleRef().elements().empty()) {
-    throw std::runtime_error("module \"" + path + "\": its output must stay a tuple, but an intervention made it " +
-                             out.tagKind());
-  }
-  return tensor_of(out.toTupleRef().elements()[0], path, "output element 0");
-}
-
-at::Tensor Gpt2Model::block(int layer, const at::Tensor& input, HookSink* sink) {
+at::Tensor Gpt2Model::block(int layer, const at::Tensor& input, Step& step, HookSink* sink) {
   const Layer& L = *layers_[layer];
   const Ids::PerLayer& id = ids_->layers[layer];
   const Gpt2Config& c = config_;
@@ -219,12 +196,12 @@ at::Tensor Gpt2Model::block(int layer, const at::Tensor& input, HookSink* sink) 
       });
       auto parts = qkv.split(c.n_embd, 2);
       auto heads = [&](const at::Tensor& u) { return u.view({B, T, H, D}).permute({0, 2, 1, 3}); };
-      at::Tensor q = heads(parts[0]), k = heads(parts[1]), v = heads(parts[2]);
+      at::Tensor q = heads(parts[0]);
+      at::Tensor k = internal::append_cache(step.cache.keys[layer], heads(parts[1]));
+      at::Tensor v = internal::append_cache(step.cache.values[layer], heads(parts[2]));
       at::Tensor w = at::matmul(q, k.transpose(-1, -2));
       w = w / at::full({}, std::pow(static_cast<double>(D), 0.5), w.options());
-      at::Tensor causal = at::ones({T, T}, w.options().dtype(at::kBool)).tril();
-      w = at::where(causal, w, at::full({}, std::numeric_limits<float>::lowest(), w.options()));
-      w = at::softmax(w, -1);
+      w = at::softmax(internal::mask_scores(w, step.allowed), -1);
       w = hooked(*this, sink, id.attn_dropout, w, [](const at::Tensor& u) { return u; });
       at::Tensor o = at::matmul(w, v).permute({0, 2, 1, 3}).contiguous().view({B, T, c.n_embd});
       o = hooked(*this, sink, id.c_proj, o, [&](const at::Tensor& u) {
@@ -255,14 +232,22 @@ c10::IValue Gpt2Model::forward(std::vector<c10::IValue> inputs, HookSink* sink) 
   if (inputs.size() != 1 || !inputs[0].isTensor()) {
     throw std::invalid_argument("GPT-2 takes one input: input_ids, an integer tensor [batch, seq]");
   }
-  at::Tensor ids = inputs[0].toTensor();
+  KvCache cache;
+  StepInputs in;
+  in.input_ids = inputs[0].toTensor();
+  return forward_step(in, cache, sink);
+}
+
+at::Tensor Gpt2Model::forward_step(const StepInputs& step_in, KvCache& cache, HookSink* sink) {
+  c10::InferenceMode guard;
+  at::Tensor ids = step_in.input_ids;
   if (ids.dim() != 2 || !at::isIntegralType(ids.scalar_type(), false)) {
     throw std::invalid_argument("GPT-2 input_ids must be an integer tensor [batch, seq], got " +
                                 std::string(c10::toString(ids.scalar_type())) + " " + c10::str(ids.sizes()));
   }
-  const int64_t T = ids.size(1);
-  if (T > config_.n_positions || T == 0) {
-    throw std::invalid_argument("GPT-2 sequence length " + std::to_string(T) + " is outside [1, " +
+  const int64_t past = cache.length(), T = ids.size(1);
+  if (T == 0 || past + T > config_.n_positions) {
+    throw std::invalid_argument("GPT-2 sequence length " + std::to_string(past + T) + " is outside [1, " +
                                 std::to_string(config_.n_positions) + "]");
   }
   ids = ids.to(at::Device(device_), at::kLong);
@@ -273,14 +258,22 @@ c10::IValue Gpt2Model::forward(std::vector<c10::IValue> inputs, HookSink* sink) 
                                   std::to_string(config_.vocab_size) + ")");
     }
   }
+  if (cache.keys.empty()) {
+    cache.keys.resize(layers_.size());
+    cache.values.resize(layers_.size());
+  }
+  const auto opts = ids.options();
   const Ids& id = *ids_;
   auto body = [&](const at::Tensor& input_ids) {
     at::Tensor hidden = hooked_tuple(*this, sink, id.transformer, input_ids, false, [&](const at::Tensor& x) {
-      at::Tensor pos = at::arange(x.size(1), x.options().dtype(at::kLong)).unsqueeze(0);
+      // From the ids as the hooks left them (an intervention may change their length).
+      at::Tensor pos = step_in.position_ids.defined() ? step_in.position_ids.to(opts)
+                                                      : internal::default_positions(past, x.size(1), opts);
+      Step step{cache, internal::step_mask(step_in, past, x.size(1), opts)};
       at::Tensor te = hooked(*this, sink, id.wte, x, [&](const at::Tensor& t) { return at::embedding(wte_, t); });
       at::Tensor pe = hooked(*this, sink, id.wpe, pos, [&](const at::Tensor& t) { return at::embedding(wpe_, t); });
       at::Tensor h = hooked(*this, sink, id.drop, te + pe, [](const at::Tensor& t) { return t; });
-      for (size_t i = 0; i < layers_.size(); ++i) h = block(static_cast<int>(i), h, sink);
+      for (size_t i = 0; i < layers_.size(); ++i) h = block(static_cast<int>(i), h, step, sink);
       return hooked(*this, sink, id.ln_f, h, [&](const at::Tensor& t) {
         return at::layer_norm(t, {config_.n_embd}, ln_f_w_, ln_f_b_, config_.layer_norm_epsilon);
       });

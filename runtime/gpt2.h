@@ -24,12 +24,12 @@
 #include <string>
 #include <vector>
 
+#include "runtime/causal_lm.h"
 #include "runtime/gpt2_config.h"
-#include "runtime/model.h"
 
 namespace loom::runtime {
 
-class Gpt2Model : public Model {
+class Gpt2Model : public CausalLm {
  public:
   // Reads DIR/config.json and DIR/model.safetensors; parameter names with or
   // without a "transformer." prefix; attn.bias / attn.masked_bias buffers
@@ -37,6 +37,10 @@ class Gpt2Model : public Model {
   static Result<std::unique_ptr<Gpt2Model>> load(const std::string& dir, const std::string& device);
 
   c10::IValue forward(std::vector<c10::IValue> inputs, HookSink* sink) override;
+  at::Tensor forward_step(const StepInputs& in, KvCache& cache, HookSink* sink) override;
+  int64_t vocab_size() const override { return config_.vocab_size; }
+  int64_t max_positions() const override { return config_.n_positions; }
+  std::vector<int64_t> eos_token_ids() const override;
   std::string kind() const override { return "gpt2"; }
   std::string device() const override { return device_; }
   const Gpt2Config& config() const { return config_; }
@@ -45,7 +49,8 @@ class Gpt2Model : public Model {
   struct Layer;
   struct Ids;
   Gpt2Model() = default;
-  at::Tensor block(int layer, const at::Tensor& x, HookSink* sink);
+  struct Step;
+  at::Tensor block(int layer, const at::Tensor& x, Step& step, HookSink* sink);
 
   Gpt2Config config_;
   std::string device_;

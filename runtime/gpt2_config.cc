@@ -7,9 +7,11 @@
 #include <random>
 #include <vector>
 
-#include "runtime/internal/safetensors_stream.h"
+#include "runtime/internal/random_weights.h"
 
 namespace loom::runtime {
+using internal::NormalStream;
+using internal::write_text_file;
 namespace {
 
 using Json = nlohmann::json;
@@ -66,32 +68,6 @@ Status read_int(const Json& root, const char* key, int64_t* out) {
   return check_dim(key, *out);
 }
 
-// A deterministic N(0, 1) stream: mt19937_64 is fully specified by the C++
-// standard and Box-Muller is written out here, whereas std::normal_distribution
-// and torch's generators may change between library versions.
-class NormalStream {
- public:
-  explicit NormalStream(uint64_t seed) : rng_(seed) {}
-  double next() {
-    if (has_spare_) {
-      has_spare_ = false;
-      return spare_;
-    }
-    double u1 = (static_cast<double>(rng_() >> 11) + 1.0) * 0x1.0p-53;  // (0, 1]
-    double u2 = static_cast<double>(rng_() >> 11) * 0x1.0p-53;          // [0, 1)
-    double r = std::sqrt(-2.0 * std::log(u1));
-    double theta = 2.0 * M_PI * u2;
-    spare_ = r * std::sin(theta);
-    has_spare_ = true;
-    return r * std::cos(theta);
-  }
-
- private:
-  std::mt19937_64 rng_;
-  double spare_ = 0;
-  bool has_spare_ = false;
-};
-
 struct RandomParam {
   std::string name;
   std::vector<int64_t> shape;
@@ -130,13 +106,6 @@ std::vector<RandomParam> gpt2_params(const Gpt2Config& c, const std::string& pre
   out.push_back({prefix + "ln_f.weight", {d}, 1.0f, std_w});
   out.push_back({prefix + "ln_f.bias", {d}, 0.0f, std_w});
   return out;
-}
-
-Status write_text_file(const std::string& path, const std::string& text) {
-  internal::FileSink sink(path);
-  LOOM_RETURN_IF_ERROR(sink.open());
-  LOOM_RETURN_IF_ERROR(sink.write(text.data(), text.size()));
-  return sink.commit();
 }
 
 }  // namespace
@@ -190,6 +159,13 @@ Result<Gpt2Config> parse_gpt2_config(const std::string& json_text) {
     if (!it->is_string()) return wrong_type("activation_function", "a string", *it);
     c.activation_function = it->get<std::string>();
   }
+  if (auto it = root.find("eos_token_id"); it != root.end() && !it->is_null()) {
+    if (!it->is_number_integer()) return wrong_type("eos_token_id", "an integer", *it);
+    c.eos_token_id = it->get<int64_t>();
+    if (c.eos_token_id < 0 || c.eos_token_id >= c.vocab_size) {
+      return invalid_argument(std::string(kWhere) + "\"eos_token_id\" " + it->dump() + " is outside the vocabulary");
+    }
+  }
   LOOM_RETURN_IF_ERROR(validate_config(c));
   return c;
 }
@@ -206,6 +182,7 @@ std::string gpt2_config_to_json(const Gpt2Config& config) {
   j["n_inner"] = config.n_inner > 0 ? nlohmann::ordered_json(config.n_inner) : nlohmann::ordered_json(nullptr);
   j["layer_norm_epsilon"] = config.layer_norm_epsilon;
   j["activation_function"] = config.activation_function;
+  if (config.eos_token_id >= 0) j["eos_token_id"] = config.eos_token_id;
   return j.dump(2) + "\n";
 }
 

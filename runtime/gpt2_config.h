@@ -18,6 +18,7 @@ struct Gpt2Config {
   int64_t n_inner = 0;  // 0 = 4 * n_embd, as Hugging Face
   double layer_norm_epsilon = 1e-5;
   std::string activation_function = "gelu_new";
+  int64_t eos_token_id = -1;  // -1: none given (GPT-2's own vocabulary: 50256)
 
   int64_t inner_dim() const { return n_inner > 0 ? n_inner : 4 * n_embd; }
   // A model small enough for unit tests: 2 layers, 64 wide, 4 heads, vocab 1000.

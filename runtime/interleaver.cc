@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <optional>
 
 #include "runtime/stream_value.h"
 #include "runtime/tensor_data.h"
@@ -71,6 +72,10 @@ Result<std::unique_ptr<Interleaver>> Interleaver::create(const Model& model, con
   il->done_.assign(n, 0);
   il->waiting_.assign(n, 0);
   il->dependents_.resize(n);
+  il->deps_.resize(n);
+  il->repeats_.assign(n, 0);
+  il->ever_done_.assign(n, 0);
+  il->node_bytes_.assign(n, 0);
   const size_t modules = model.module_paths().size();
   il->sites_.resize(modules);
   il->calls_.assign(modules, 0);
@@ -81,7 +86,15 @@ Result<std::unique_ptr<Interleaver>> Interleaver::create(const Model& model, con
     std::sort(deps.begin(), deps.end());
     deps.erase(std::unique(deps.begin(), deps.end()), deps.end());
     il->waiting_[i] = static_cast<uint32_t>(deps.size());
-    for (uint32_t d : deps) il->dependents_[d].push_back(i);
+    for (uint32_t d : deps) {
+      il->dependents_[d].push_back(i);
+      if (il->repeats_[d]) il->repeats_[i] = 1;  // dependencies come first (validated)
+    }
+    if ((node.kind == graph::NodeKind::kRead || node.kind == graph::NodeKind::kSet) && node.point.repeats()) {
+      il->repeats_[i] = 1;
+    }
+    if (il->repeats_[i]) il->repeating_.push_back(i);
+    il->deps_[i] = std::move(deps);
     if (node.kind == graph::NodeKind::kOp) {
       auto op = ResolvedOp::resolve(node);
       if (!op.ok()) return op.status().with_context(describe_node(graph, i));
@@ -94,10 +107,24 @@ Result<std::unique_ptr<Interleaver>> Interleaver::create(const Model& model, con
       il->interested_[id] = 1;
       auto& sites = il->sites_[id];
       auto it = std::find_if(sites.begin(), sites.end(), [&](const Site& s) {
-        return s.io == p.io && s.index == p.index && s.call == p.call && s.invoke == p.invoke;
+        return s.io == p.io && s.index == p.index && s.call == p.call && s.call_end == p.call_end &&
+               s.invoke == p.invoke;
       });
-      if (it == sites.end()) it = sites.insert(sites.end(), Site{p.io, p.index, p.call, p.invoke, {}, {}});
+      if (it == sites.end()) it = sites.insert(sites.end(), Site{p.io, p.index, p.call, p.call_end, p.invoke, {}, {}});
       (node.kind == graph::NodeKind::kRead ? it->reads : it->sets).push_back(i);
+    }
+  }
+  // A repeating save "x" names its tensors x@K: no other save may take such a name.
+  for (uint32_t i : il->repeating_) {
+    const graph::Node& a = graph.nodes[i];
+    if (a.kind != graph::NodeKind::kSave) continue;
+    for (uint32_t j = 0; j < n; ++j) {
+      const graph::Node& b = graph.nodes[j];
+      if (j != i && b.kind == graph::NodeKind::kSave && b.name.size() > a.name.size() &&
+          b.name.compare(0, a.name.size() + 1, a.name + "@") == 0) {
+        return invalid_argument(describe_node(graph, j) + ": the save name \"" + b.name + "\" is taken by " +
+                                describe_node(graph, i) + ", which saves one tensor per step as \"" + a.name + "@K\"");
+      }
     }
   }
   return il;
@@ -145,14 +172,54 @@ void Interleaver::check_deadline() {
   }
 }
 
+void Interleaver::begin_step(uint32_t step) {
+  label_call_ = step;
+  if (step > 0 && !repeating_.empty()) reset(repeating_);
+}
+
+void Interleaver::reset(const std::vector<uint32_t>& nodes) {
+  for (uint32_t i : nodes) {
+    done_[i] = 0;
+    values_[i] = c10::IValue();
+    intermediate_bytes_ -= node_bytes_[i];
+    node_bytes_[i] = 0;
+  }
+  for (uint32_t i : nodes) {
+    uint32_t w = 0;
+    for (uint32_t d : deps_[i]) w += done_[d] ? 0 : 1;
+    waiting_[i] = w;
+  }
+}
+
+void Interleaver::collect_repeating_from(uint32_t node, std::vector<uint32_t>* out) {
+  std::vector<uint8_t> seen(graph_.nodes.size(), 0);
+  std::vector<uint32_t> todo = {node};
+  seen[node] = 1;
+  while (!todo.empty()) {
+    uint32_t n = todo.back();
+    todo.pop_back();
+    out->push_back(n);
+    for (uint32_t d : dependents_[n]) {
+      if (!seen[d] && graph_.nodes[d].kind != graph::NodeKind::kSet) {
+        seen[d] = 1;
+        todo.push_back(d);
+      }
+    }
+  }
+  std::sort(out->begin(), out->end());
+}
+
 void Interleaver::on_input(int module_id, int arg, c10::IValue& value) {
   check_deadline();
   if (!interested_[module_id]) return;
+  const uint32_t call = calls_[module_id];
   matched_.clear();
   for (Site& s : sites_[module_id]) {
-    if (s.io == graph::Io::kInput && s.index == arg && s.call == calls_[module_id]) matched_.push_back(&s);
+    if (s.io == graph::Io::kInput && s.index == arg && graph::Point{"", s.io, s.index, s.call, -1, s.call_end}.covers(call)) {
+      matched_.push_back(&s);
+    }
   }
-  fire(value);
+  fire(value, call);
 }
 
 void Interleaver::on_output(int module_id, c10::IValue& value) {
@@ -161,18 +228,34 @@ void Interleaver::on_output(int module_id, c10::IValue& value) {
   const uint32_t call = calls_[module_id]++;
   matched_.clear();
   for (Site& s : sites_[module_id]) {
-    if (s.io == graph::Io::kOutput && s.call == call) matched_.push_back(&s);
+    if (s.io == graph::Io::kOutput && graph::Point{"", s.io, s.index, s.call, -1, s.call_end}.covers(call)) {
+      matched_.push_back(&s);
+    }
   }
-  fire(value);
+  fire(value, call);
 }
 
 // All reads of the matched sites come first, then what they make ready,
 // then the sets: a set at one invoke may use a read of another at the same
 // module, and every read sees the value the model produced.
-void Interleaver::fire(c10::IValue& value) {
+void Interleaver::fire(c10::IValue& value, uint32_t call) {
   if (matched_.empty()) return;
   for (Site* site : matched_) {
     if (site->reads.empty()) continue;
+    if (site->call_end != 0) {
+      label_call_ = call;
+      // Fired again within one step (a module called in a loop): what
+      // depends on this point starts over from the new value.
+      std::vector<uint32_t> again;
+      for (uint32_t r : site->reads) {
+        if (done_[r]) collect_repeating_from(r, &again);
+      }
+      if (!again.empty()) {
+        std::sort(again.begin(), again.end());
+        again.erase(std::unique(again.begin(), again.end()), again.end());
+        reset(again);
+      }
+    }
     c10::IValue part = site_value(*site, value);
     const bool rows = site->invoke >= 0 && graph_.invokes > 1;
     for (uint32_t r : site->reads) {
@@ -225,6 +308,8 @@ c10::IValue Interleaver::site_value(const Site& site, const c10::IValue& value) 
 
 void Interleaver::apply_set(const Site& site, uint32_t node, c10::IValue& target) {
   const graph::Node& set = graph_.nodes[node];
+  std::optional<at::ScalarType> original_dtype;
+  if (target.isTensor()) original_dtype = target.toTensor().scalar_type();
   if (!done_[set.input]) {
     int64_t r = blocking_read(set.input);
     std::string why = r < 0 ? describe_node(graph_, set.input) + " has not run"
@@ -247,12 +332,18 @@ void Interleaver::apply_set(const Site& site, uint32_t node, c10::IValue& target
     }
   } else {
     target = v;
+    if (target.isTensor() && original_dtype && at::isFloatingType(*original_dtype) &&
+        at::isFloatingType(target.toTensor().scalar_type()) && target.toTensor().scalar_type() != *original_dtype) {
+      target = target.toTensor().to(*original_dtype);
+    }
   }
   done_[node] = 1;
+  ever_done_[node] = 1;
 }
 
 void Interleaver::complete(uint32_t node) {
   done_[node] = 1;
+  ever_done_[node] = 1;
   for (uint32_t d : dependents_[node]) {
     if (--waiting_[d] == 0 && runnable(graph_.nodes[d].kind)) {
       ready_.push_back(d);
@@ -284,7 +375,10 @@ void Interleaver::run_node(uint32_t n) {
       } catch (const std::exception& e) {
         fail(invalid_argument(describe_node(graph_, n) + ": " + short_message(e)));
       }
-      if (values_[n].isTensor()) intermediate_bytes_ += values_[n].toTensor().nbytes();
+      if (values_[n].isTensor()) {
+        node_bytes_[n] = values_[n].toTensor().nbytes();
+        intermediate_bytes_ += node_bytes_[n];
+      }
       if (intermediate_bytes_ > limits.max_intermediate_bytes) {
         fail(resource_exhausted(describe_node(graph_, n) + ": op results total " + std::to_string(intermediate_bytes_) +
                                 " bytes, over the run's limit of " + std::to_string(limits.max_intermediate_bytes)));
@@ -304,7 +398,8 @@ void Interleaver::run_node(uint32_t n) {
                                 " bytes, over the run's limit of " + std::to_string(limits.max_saved_bytes)));
       }
       // A copy: the model may reuse the memory, and a saved slice must not pin its base.
-      output_.saved.push_back({node.name, t.device().is_cpu() ? t.clone() : t.to(at::kCPU)});
+      const std::string name = repeats_[n] ? node.name + "@" + std::to_string(label_call_) : node.name;
+      output_.saved.push_back({name, t.device().is_cpu() ? t.clone() : t.to(at::kCPU)});
       values_[n] = v;
       break;
     }
@@ -368,8 +463,12 @@ Status Interleaver::finish(std::exception_ptr forward_error) {
   }
   for (uint32_t i = 0; i < graph_.nodes.size(); ++i) {
     const graph::Node& node = graph_.nodes[i];
-    if (done_[i]) continue;
+    if (done_[i] || ever_done_[i]) continue;
     if (node.kind != graph::NodeKind::kSet && node.kind != graph::NodeKind::kSave) continue;
+    if (steps_run_ != graph::kEveryCall) {
+      const int64_t r = node.kind == graph::NodeKind::kSet ? i : blocking_read(i);
+      if (r >= 0 && graph_.nodes[r].point.call >= steps_run_) continue;  // its step never came
+    }
     const std::string why_stop = stopped_ ? " before the run was stopped by a stop node" : "";
     int64_t r = node.kind == graph::NodeKind::kSet ? i : blocking_read(i);
     if (r < 0) return internal_error(describe_node(graph_, i) + ": did not run");

@@ -6,6 +6,18 @@
 // A set whose value needs a module that has not run yet fails with an error
 // naming both modules. Modules the graph never mentions cost one branch.
 //
+// Steps (generation, runtime/generate.h): the model runs once per step and
+// a module's call index is the step. Nodes that depend on a point covering
+// several calls (Point::repeats) are "repeating": begin_step() clears them,
+// they run again from that step's values, a save among them gives NAME@K
+// for step K, and a set at such a point applies at every call it covers.
+// Outside a generation a repeating read that fires again clears what
+// depends on it first.
+//
+// A set keeps the hooked value's floating dtype: a float32 steering vector
+// added to a bfloat16 hidden state is cast back to bfloat16, as an
+// in-place `h[:] = h + v` in PyTorch would.
+//
 // Failure inside a hook: the Interleaver records the Status and throws to
 // unwind the model; the caller asks status() after forward() returns or
 // throws. Thread safety: one forward pass, one thread.
@@ -32,12 +44,19 @@ class Interleaver : public HookSink {
   // Call once before the forward pass.
   Status start();
 
+  // Before step `step` (> 0) of a generation: clears the repeating nodes.
+  void begin_step(uint32_t step);
+
   void on_input(int module_id, int arg, c10::IValue& value) override;
   void on_output(int module_id, c10::IValue& value) override;
 
   // After the forward pass: OK, or why the run failed. `forward_error` is
   // the exception the forward pass ended with (nullptr if none).
   Status finish(std::exception_ptr forward_error);
+  // A generation that ended (stop tokens, max_new_tokens) after `steps`
+  // steps: points at later steps were never due, so what needs them is
+  // left out of the result instead of failing the run.
+  void set_steps_run(uint32_t steps) { steps_run_ = steps; }
   bool stopped() const { return stopped_; }
   RunOutput take_output();
 
@@ -47,13 +66,16 @@ class Interleaver : public HookSink {
     graph::Io io;
     int32_t index;
     uint32_t call;
+    uint32_t call_end;
     int32_t invoke;
     std::vector<uint32_t> reads;
     std::vector<uint32_t> sets;
   };
   Interleaver(const Model& model, const graph::Graph& graph, const ExecOptions& options);
 
-  void fire(c10::IValue& value);  // runs matched_ against the hook's value
+  void fire(c10::IValue& value, uint32_t call);  // runs matched_ against the hook's value
+  void reset(const std::vector<uint32_t>& nodes);  // clears nodes, then recounts what they wait for
+  void collect_repeating_from(uint32_t node, std::vector<uint32_t>* out);
   c10::IValue site_value(const Site& site, const c10::IValue& value);
   void complete(uint32_t node);
   void run_ready();
@@ -78,6 +100,12 @@ class Interleaver : public HookSink {
   std::vector<uint32_t> waiting_;          // per node: dependencies not yet done
   std::vector<std::vector<uint32_t>> dependents_;
   std::vector<uint32_t> ready_;            // min-heap of runnable node indexes
+  std::vector<std::vector<uint32_t>> deps_;  // per node, unique
+  std::vector<uint8_t> repeats_;           // per node: see the header comment
+  std::vector<uint8_t> ever_done_;         // per node: done at some step
+  std::vector<uint64_t> node_bytes_;       // per node: its op result's bytes
+  std::vector<uint32_t> repeating_;        // the repeating nodes, in order
+  uint32_t label_call_ = 0;                // the call repeating saves are named by
 
   std::vector<std::vector<Site>> sites_;   // per module id
   std::vector<uint32_t> calls_;            // per module id: outputs seen so far
@@ -88,6 +116,7 @@ class Interleaver : public HookSink {
   uint64_t intermediate_bytes_ = 0;
   bool stop_requested_ = false;
   bool stopped_ = false;
+  uint32_t steps_run_ = graph::kEveryCall;
   Status status_;
 };
 

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include "runtime/gpt2.h"
+#include "runtime/llama.h"
 #include "runtime/torchscript_model.h"
 
 namespace loom::runtime {
@@ -23,6 +24,11 @@ Result<std::unique_ptr<Model>> load_model(const std::string& path, const ModelOp
   if (::stat(path.c_str(), &st) != 0) return not_found(path + ": no such file or directory");
   if (options.device != "cpu" && options.device.rfind("cuda", 0) != 0) {
     return invalid_argument("device \"" + options.device + "\" is not supported (use cpu or cuda:N)");
+  }
+  if (S_ISDIR(st.st_mode) && is_llama_dir(path)) {
+    auto m = LlamaModel::load(path, options.device, options.compute_dtype);
+    if (!m.ok()) return m.status();
+    return std::unique_ptr<Model>(std::move(m).value());
   }
   if (S_ISDIR(st.st_mode)) {
     auto m = Gpt2Model::load(path, options.device);

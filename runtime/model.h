@@ -2,8 +2,8 @@
 // forward pass that calls a HookSink at every module's inputs and outputs.
 //
 // Two kinds load from standard files (load_model): a TorchScript archive
-// (torch.jit.trace or torch.jit.script output) and a Hugging Face GPT-2
-// checkpoint directory (config.json + model.safetensors).
+// (torch.jit.trace or torch.jit.script output) and a Hugging Face checkpoint
+// directory of GPT-2 or the Llama family (runtime/gpt2.h, runtime/llama.h).
 //
 // Thread safety: forward() may be called from one thread at a time per
 // model (the per-device executor); module_paths() is immutable after load.
@@ -45,7 +45,7 @@ class Model {
   // Exceptions from the model or the sink propagate.
   virtual c10::IValue forward(std::vector<c10::IValue> inputs, HookSink* sink) = 0;
 
-  virtual std::string kind() const = 0;  // "torchscript" or "gpt2"
+  virtual std::string kind() const = 0;  // "torchscript", "gpt2", "llama" or "qwen2"
   // "cpu", "cuda:0": where parameters live and inputs are moved.
   virtual std::string device() const = 0;
 
@@ -59,9 +59,13 @@ class Model {
 
 struct ModelOptions {
   std::string device = "cpu";  // "cuda:N" where present
+  // Llama family: "" computes in the checkpoint's dtype; "float32",
+  // "float16" or "bfloat16" converts the weights to that one.
+  std::string compute_dtype;
 };
 
-// A directory is a GPT-2 checkpoint; a file is a TorchScript archive.
+// A directory is a checkpoint (its config.json's model_type: llama or qwen2
+// for LlamaModel, else GPT-2); a file is a TorchScript archive.
 Result<std::unique_ptr<Model>> load_model(const std::string& path, const ModelOptions& options = {});
 
 }  // namespace loom::runtime

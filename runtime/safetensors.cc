@@ -1,7 +1,9 @@
 #include "runtime/safetensors.h"
 
 #include <ATen/ATen.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -201,6 +203,61 @@ Result<SafetensorsFile> read_safetensors_file(const std::string& path, const Saf
     }
     return Status::ok_status();
   });
+}
+
+namespace {
+// One mapping, unmapped when the last tensor viewing it goes.
+struct Mapping {
+  void* base = MAP_FAILED;
+  size_t size = 0;
+  ~Mapping() {
+    if (base != MAP_FAILED) munmap(base, size);
+  }
+};
+}  // namespace
+
+Result<SafetensorsFile> map_safetensors_file(const std::string& path, const SafetensorsLimits& limits) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return io_error("cannot open", path, errno);
+  struct stat st {};
+  if (fstat(fd, &st) != 0) {
+    int err = errno;
+    ::close(fd);
+    return io_error("cannot stat", path, err);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return invalid_argument(path + ": not a regular file");
+  }
+  auto map = std::make_shared<Mapping>();
+  map->size = static_cast<size_t>(st.st_size);
+  if (map->size < 8) {
+    ::close(fd);
+    char prefix[8] = {};
+    return check_safetensors_header_length(path, prefix, map->size, limits).status();
+  }
+  // Private and writable: a stray in-place write copies a page instead of
+  // faulting or changing the file.
+  map->base = mmap(nullptr, map->size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+  int err = errno;
+  ::close(fd);
+  if (map->base == MAP_FAILED) return io_error("cannot map", path, err);
+  const char* bytes = static_cast<const char*>(map->base);
+  LOOM_ASSIGN_OR_RETURN(uint64_t n, check_safetensors_header_length(path, bytes, map->size, limits));
+  const uint64_t data_start = 8 + n;
+  LOOM_ASSIGN_OR_RETURN(SafetensorsHeader header,
+                        parse_safetensors_header(path, bytes + 8, n, map->size - data_start, limits));
+  SafetensorsFile out;
+  out.metadata = std::move(header.metadata);
+  out.tensors.reserve(header.entries.size());
+  for (const SafetensorsEntry& e : header.entries) {
+    const at::ScalarType type = scalar_type(e.dtype);
+    if (type == at::kBool) return invalid_argument(path + ": tensor " + json_quoted(e.name) + ": BOOL tensors cannot be mapped");
+    char* at_ptr = static_cast<char*>(map->base) + data_start + e.begin;
+    at::Tensor t = at::from_blob(at_ptr, e.shape, [map](void*) {}, at::TensorOptions().dtype(type));
+    out.tensors.push_back({e.name, std::move(t)});
+  }
+  return out;
 }
 
 Result<std::string> encode_safetensors(const std::vector<NamedTensor>& tensors,

@@ -40,6 +40,12 @@ struct SafetensorsFile {
 
 Result<SafetensorsFile> read_safetensors_file(const std::string& path,
                                               const SafetensorsLimits& limits = {});
+// Like read_safetensors_file, but the tensors are views of a private
+// (copy-on-write) memory mapping of the file, shared by all of them and
+// unmapped when the last is freed: checkpoints load without a copy. The
+// header is checked as strictly; BOOL tensors are refused (their bytes would
+// need a full scan).
+Result<SafetensorsFile> map_safetensors_file(const std::string& path, const SafetensorsLimits& limits = {});
 Result<SafetensorsFile> read_safetensors_buffer(const std::string& bytes,
                                                 const SafetensorsLimits& limits = {});
 

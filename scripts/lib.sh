@@ -11,6 +11,7 @@ LOOM_PACKAGES=(
   libtorch-dev libopenblas0-pthread python3-torch
   libgtest-dev libgmock-dev libbenchmark-dev
   libssl-dev nlohmann-json3-dev libsqlite3-dev libcli11-dev libyaml-cpp-dev
+  libpcre2-dev nodejs
 )
 
 install_deps() {

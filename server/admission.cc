@@ -1,6 +1,7 @@
 #include "server/admission.h"
 
 #include "graph/sha256.h"
+#include "runtime/causal_lm.h"
 #include "runtime/execute.h"
 #include "transport/internal/printable.h"
 #include "transport/request.h"
@@ -96,6 +97,14 @@ Result<SubmitAnswer> Admission::submit(const std::string& owner, std::string_vie
     return not_found("unknown model \"" + req.model_key + "\" (this server has: " + execution_.model_keys() + ")");
   }
   LOOM_RETURN_IF_ERROR(runtime::validate_for_model(req.graph, *model->model, options_.run_limits.graph));
+  if (req.generation) {
+    auto* lm = dynamic_cast<const runtime::CausalLm*>(model->model);
+    if (lm == nullptr) {
+      return invalid_argument("model \"" + req.model_key + "\" is a " + model->model->kind() +
+                              ", which cannot generate (GPT-2 and the Llama family can)");
+    }
+    LOOM_RETURN_IF_ERROR(req.generation->check(lm->vocab_size()).with_context("generation"));
+  }
   if (req.invokes.size() != req.graph.invokes) {
     return invalid_argument("the graph has " + std::to_string(req.graph.invokes) + " invoke(s) but the request carries " +
                             std::to_string(req.invokes.size()) + " input set(s)");

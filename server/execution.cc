@@ -10,6 +10,7 @@
 #include "graph/codec.h"
 #include "graph/sha256.h"
 #include "runtime/execute.h"
+#include "runtime/generate.h"
 #include "runtime/model.h"
 #include "runtime/safetensors.h"
 #include "runtime/stream_value.h"
@@ -397,7 +398,28 @@ void Execution::run_loaded(JobRecord& job, const transport::JobRequest& req, con
   eo.on_stream = [&](const std::string& callback, const std::vector<runtime::NamedTensor>& value) {
     return ask_client(id, ++stream_id, callback, value, stream_timeout, cancel);
   };
-  auto out = runtime::execute(*lm->model, req.graph, inputs, eo);
+  Result<runtime::RunOutput> out = invalid_argument("not run");
+  if (req.generation) {
+    auto* causal = dynamic_cast<runtime::CausalLm*>(lm->model.get());
+    if (causal == nullptr) return fail(invalid_argument("model \"" + req.model_key + "\" cannot generate"));
+    // One TOKEN event per step (max_new_tokens, checked at submit, bounds
+    // their number); their ids are bounded by max_token_ids_per_job.
+    uint64_t token_ids = 0;
+    out = runtime::generate(*causal, req.graph, inputs, eo, *req.generation, [&](const runtime::TokenStep& s) {
+      json ev = {{"type", event_type_name(EventType::kToken)},
+                 {"step", s.step},
+                 {"elapsed_ms", static_cast<int64_t>(s.elapsed_s * 1000)}};
+      token_ids += s.tokens.size();
+      if (token_ids <= options_.max_token_ids_per_job) {
+        ev["tokens"] = s.tokens;
+      } else {
+        ev["tokens_dropped"] = true;
+      }
+      (void)delivery_.emit(id, std::move(ev));
+    });
+  } else {
+    out = runtime::execute(*lm->model, req.graph, inputs, eo);
+  }
   streams_.close(id);
   if (!out.ok()) return fail(out.status());
 

@@ -82,6 +82,8 @@ int main(int argc, char** argv) {
   app.add_option("--max-ws-connections", opt.max_ws_connections, "open WebSocket connections (503 beyond)");
   app.add_option("--max-log-events-per-job", opt.max_log_events_per_job,
                  "LOG events one job run stores; later ones are dropped, with one notice");
+  app.add_option("--max-token-ids-per-job", opt.max_token_ids_per_job,
+                 "token ids the TOKEN events of one generation carry; later events keep only step and time");
   app.add_option("--max-body-bytes", opt.request_limits.max_body_bytes, "largest POST /v1/jobs body");
   app.add_option("--max-stream-bytes", opt.max_stream_bytes, "largest tensor set of one STREAM request or reply");
   uint64_t max_stream_timeout_ms = opt.max_stream_timeout.count();

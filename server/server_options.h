@@ -41,6 +41,11 @@ struct ServerOptions {
   // is a row in the job's history, replayed to every client that attaches.
   uint64_t max_log_events_per_job = 1000;
   uint64_t max_log_bytes_per_job = 1 << 20;
+  // Token ids the TOKEN events of one generation may carry (steps x rows):
+  // a 4096-row batch over 65536 steps would otherwise store 268 M ids in the
+  // history. Past it TOKEN events keep their step and time, without ids
+  // ("tokens_dropped": true); the result holds every token regardless.
+  uint64_t max_token_ids_per_job = 1 << 20;
   transport::RequestLimits request_limits;  // body size, decompressed size, Cap'n Proto traversal
   runtime::Limits run_limits;               // per job: nodes, saved bytes, wall time
   // What requests are decoded under: request_limits with run_limits' graph

@@ -13,6 +13,20 @@ struct JobRequest {
   graph @2 :G.Graph;
   invokes @3 :List(Invoke);     # one per graph invoke, in order
   options @4 :Options;
+  generation @5 :Generation;    # unset: one forward pass
+}
+
+# Run the graph as a generation (graph/generation.h): step 0 is the prompt
+# pass, each new token one more step.
+struct Generation {
+  maxNewTokens @0 :UInt32;
+  temperature @1 :Float64;      # 0: greedy
+  topK @2 :UInt32;              # 0: off
+  topP @3 :Float64 = 1.0;       # 1: off
+  seed @4 :UInt64;
+  hasStopTokens @5 :Bool;       # false: the model's eos ids
+  stopTokenIds @6 :List(Int64);
+  padTokenId @7 :Int64 = -1;    # -1: the first stop id
 }
 
 # The positional inputs of one invoke (its rows of the batch).

@@ -159,6 +159,29 @@ Result<JobRequest> request_from_wire(wire::JobRequest::Reader r, const RequestLi
   req.no_cache = options.getNoCache();
   req.stream_timeout_ms = options.getStreamTimeoutMs();
   req.wall_time_ms = options.getWallTimeMs();
+  if (r.hasGeneration()) {
+    auto g = r.getGeneration();
+    graph::GenerateOptions gen;
+    gen.max_new_tokens = g.getMaxNewTokens();
+    gen.temperature = g.getTemperature();
+    gen.top_k = g.getTopK();
+    gen.top_p = g.getTopP();
+    gen.seed = g.getSeed();
+    gen.pad_token_id = g.getPadTokenId();
+    if (g.getHasStopTokens()) {
+      auto ids = g.getStopTokenIds();
+      if (ids.size() > graph::GenerateOptions::kMaxStopTokens) {
+        return resource_exhausted("generation has " + std::to_string(ids.size()) + " stop token ids, over the limit of " +
+                                  std::to_string(graph::GenerateOptions::kMaxStopTokens));
+      }
+      std::vector<int64_t> stops;
+      stops.reserve(ids.size());
+      for (int64_t id : ids) stops.push_back(id);
+      gen.stop_token_ids = std::move(stops);
+    }
+    LOOM_RETURN_IF_ERROR(gen.check().with_context("generation"));
+    req.generation = std::move(gen);
+  }
   return req;
 }
 
@@ -194,6 +217,21 @@ std::string encode_request(const JobRequest& request) {
   options.setNoCache(request.no_cache);
   options.setStreamTimeoutMs(request.stream_timeout_ms);
   options.setWallTimeMs(request.wall_time_ms);
+  if (request.generation) {
+    const graph::GenerateOptions& gen = *request.generation;
+    auto g = r.initGeneration();
+    g.setMaxNewTokens(static_cast<uint32_t>(gen.max_new_tokens));
+    g.setTemperature(gen.temperature);
+    g.setTopK(static_cast<uint32_t>(gen.top_k));
+    g.setTopP(gen.top_p);
+    g.setSeed(gen.seed);
+    g.setPadTokenId(gen.pad_token_id);
+    g.setHasStopTokens(gen.stop_token_ids.has_value());
+    if (gen.stop_token_ids) {
+      auto ids = g.initStopTokenIds(gen.stop_token_ids->size());
+      for (size_t i = 0; i < gen.stop_token_ids->size(); ++i) ids.set(i, (*gen.stop_token_ids)[i]);
+    }
+  }
   auto words = capnp::messageToFlatArray(message);
   auto bytes = words.asBytes();
   return zstd_compress(std::string_view(reinterpret_cast<const char*>(bytes.begin()), bytes.size()));
@@ -261,6 +299,23 @@ std::string request_identity(const JobRequest& request) {
       frame_u64(h, t.shape.size());
       for (int64_t d : t.shape) frame_u64(h, static_cast<uint64_t>(d));
       frame_bytes(h, t.bytes);
+    }
+  }
+  if (request.generation) {  // absent adds nothing: forward-pass identities are unchanged
+    const graph::GenerateOptions& g = *request.generation;
+    frame_bytes(h, "generation");
+    frame_u64(h, static_cast<uint64_t>(g.max_new_tokens));
+    uint64_t bits = 0;
+    std::memcpy(&bits, &g.temperature, sizeof bits);
+    frame_u64(h, bits);
+    std::memcpy(&bits, &g.top_p, sizeof bits);
+    frame_u64(h, bits);
+    frame_u64(h, static_cast<uint64_t>(g.top_k));
+    frame_u64(h, g.seed);
+    frame_u64(h, static_cast<uint64_t>(g.pad_token_id));
+    frame_u64(h, g.stop_token_ids ? g.stop_token_ids->size() + 1 : 0);
+    if (g.stop_token_ids) {
+      for (int64_t id : *g.stop_token_ids) frame_u64(h, static_cast<uint64_t>(id));
     }
   }
   return h.hex_digest();

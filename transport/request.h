@@ -9,10 +9,12 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "graph/generation.h"
 #include "graph/ir.h"
 #include "graph/status.h"
 #include "graph/validate.h"
@@ -32,6 +34,9 @@ struct JobRequest {
   bool no_cache = false;     // run even if an identical request has a result
   uint32_t stream_timeout_ms = 60000;  // wait for a stream callback's reply
   uint32_t wall_time_ms = 0;           // run-time limit; 0 = the server's default
+  // Set: the graph runs as a generation (runtime/generate.h); part of the
+  // request's identity.
+  std::optional<graph::GenerateOptions> generation;
 };
 
 // Bounds on what decode_request() accepts. The defaults suit one server

@@ -23,7 +23,7 @@ constexpr JobState kStates[] = {JobState::kReceived, JobState::kQueued,    JobSt
                                 JobState::kCompleted, JobState::kError,    JobState::kCancelled};
 constexpr EventType kEventTypes[] = {EventType::kStatus,    EventType::kLog,    EventType::kCompleted,
                                      EventType::kError,     EventType::kCancelled, EventType::kStream,
-                                     EventType::kStreamReply, EventType::kRejected};
+                                     EventType::kStreamReply, EventType::kRejected, EventType::kToken};
 constexpr StatusCode kCodes[] = {StatusCode::kOk,
                                  StatusCode::kInvalidArgument,
                                  StatusCode::kNotFound,
@@ -72,6 +72,7 @@ const char* event_type_name(EventType type) {
     case EventType::kStream: return "STREAM";
     case EventType::kStreamReply: return "STREAM_REPLY";
     case EventType::kRejected: return "REJECTED";
+    case EventType::kToken: return "TOKEN";
     case EventType::kUnknown: break;
   }
   return "UNKNOWN";

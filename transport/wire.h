@@ -48,6 +48,7 @@ enum class EventType {
   kStream,       // server -> client request (binary frame, no seq)
   kStreamReply,  // client -> server answer
   kRejected,     // server -> client: a frame it could not place (no seq)
+  kToken,        // a generation step: {"step", "tokens" (one per row), "elapsed_ms"}
   kUnknown,
 };
 const char* event_type_name(EventType type);

@@ -56,6 +56,7 @@ void run_remote(Context& ctx);
 void run_stream(Context& ctx);
 void run_probe(Context& ctx);
 void run_load(Context& ctx);
+void run_gen(Context& ctx);
 
 }  // namespace loom::bench
 

@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
     const char* name;
     void (*run)(loom::bench::Context&);
   };
-  const Suite suites[] = {{"local", loom::bench::run_local}, {"remote", loom::bench::run_remote}, {"stream", loom::bench::run_stream}, {"probe", loom::bench::run_probe}, {"load", loom::bench::run_load}};
+  const Suite suites[] = {{"local", loom::bench::run_local}, {"remote", loom::bench::run_remote}, {"stream", loom::bench::run_stream}, {"probe", loom::bench::run_probe}, {"load", loom::bench::run_load}, {"gen", loom::bench::run_gen}};
   bool any = false;
   for (const auto& s : suites) {
     if (std::string(s.name).rfind(prefix, 0) == 0 || prefix.rfind(s.name, 0) == 0) {
@@ -36,7 +36,7 @@ int main(int argc, char** argv) {
     }
   }
   if (!any) {
-    std::cerr << "loom-bench: no suite matches \"" << prefix << "\" (suites: local, remote, stream, probe, load)\n";
+    std::cerr << "loom-bench: no suite matches \"" << prefix << "\" (suites: local, remote, stream, probe, load, gen)\n";
     return 2;
   }
   // Merge into an existing file so suites can be run one at a time.

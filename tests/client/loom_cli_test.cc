@@ -66,6 +66,23 @@ TEST(Spec, ParsesEveryForm) {
   for (const char* bad : {"transformer.h.3", "x..output", "x.output@", "x.output@a", ".output", "x.outputs.1", ""}) {
     EXPECT_FALSE(parse_spec(bad).ok()) << bad;
   }
+  p = parse_spec("lm_head.output@all");
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->call, 0u);
+  EXPECT_EQ(p->call_end, graph::kEveryCall);
+  EXPECT_EQ(save_name("lm_head.output@all", *p), "lm_head.output");
+  p = parse_spec("model.layers.3.output.0@2:5");
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->call, 2u);
+  EXPECT_EQ(p->call_end, 5u);
+  p = parse_spec("model.norm.output@4:");
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->call, 4u);
+  EXPECT_EQ(p->call_end, graph::kEveryCall);
+  EXPECT_EQ(save_name("model.norm.output@4", *parse_spec("model.norm.output@4")), "model.norm.output@4");
+  for (const char* bad : {"x.output@5:5", "x.output@5:2", "x.output@:3", "x.output@al", "x.output@1:x"}) {
+    EXPECT_FALSE(parse_spec(bad).ok()) << bad;
+  }
 }
 
 TEST_F(LoomCliTest, TraceWritesOneTensorPerSpecNamedAsGiven) {

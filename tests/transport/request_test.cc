@@ -6,6 +6,7 @@
 #include <capnp/serialize.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -450,6 +451,77 @@ TEST(DecodeRequest, RejectsUnknownDtypeAndUnsupportedGraphVersion) {
     EXPECT_EQ(out.status().code(), StatusCode::kInvalidArgument);
     EXPECT_TRUE(contains(out.status().message(), "request graph: graph version 9"));
   }
+}
+
+TEST(JobRequest, GenerationAndStepRangesRoundTripAndJoinTheIdentity) {
+  JobRequest in = full_request();
+  in.graph.nodes[0].point.call = 2;
+  in.graph.nodes[0].point.call_end = graph::kEveryCall;
+  const std::string plain_identity = request_identity(in);
+  graph::GenerateOptions g;
+  g.max_new_tokens = 33;
+  g.temperature = 0.7;
+  g.top_k = 40;
+  g.top_p = 0.9;
+  g.seed = 1234567890123ull;
+  g.stop_token_ids = std::vector<int64_t>{2, 50256};
+  g.pad_token_id = 7;
+  in.generation = g;
+  auto out = decode_request(encode_request(in));
+  ASSERT_TRUE(out.ok()) << out.status().to_string();
+  EXPECT_EQ(out->graph.nodes[0].point.call_end, graph::kEveryCall);
+  EXPECT_EQ(out->graph.nodes[0].point.to_string(), "transformer.h.3.output.0@2: (invoke 1)");
+  ASSERT_TRUE(out->generation.has_value());
+  EXPECT_EQ(out->generation->max_new_tokens, 33);
+  EXPECT_EQ(out->generation->temperature, 0.7);
+  EXPECT_EQ(out->generation->top_k, 40);
+  EXPECT_EQ(out->generation->top_p, 0.9);
+  EXPECT_EQ(out->generation->seed, 1234567890123ull);
+  EXPECT_EQ(out->generation->stop_token_ids, (std::vector<int64_t>{2, 50256}));
+  EXPECT_EQ(out->generation->pad_token_id, 7);
+  EXPECT_EQ(request_identity(*out), request_identity(in));
+  EXPECT_NE(request_identity(in), plain_identity);
+  JobRequest other = in;
+  other.generation->seed += 1;
+  EXPECT_NE(request_identity(other), request_identity(in));
+  other = in;
+  other.generation->stop_token_ids.reset();  // "the model's eos" differs from an explicit list
+  EXPECT_NE(request_identity(other), request_identity(in));
+  other = in;
+  other.graph.nodes[0].point.call_end = 9;
+  EXPECT_NE(request_identity(other), request_identity(in));
+
+  JobRequest none = full_request();
+  auto plain = decode_request(encode_request(none));
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(plain->generation.has_value());
+}
+
+TEST(DecodeRequest, RejectsBadGenerationOptionsNamingThem) {
+  auto refused = [](graph::GenerateOptions g) {
+    JobRequest r = full_request();
+    r.generation = g;
+    auto out = decode_request(encode_request(r));
+    return out.ok() ? std::string("accepted") : out.status().message();
+  };
+  graph::GenerateOptions g;
+  g.max_new_tokens = 0;
+  EXPECT_TRUE(contains(refused(g), "max_new_tokens must be in [1, 65536]"));
+  g = {};
+  g.temperature = -1;
+  EXPECT_TRUE(contains(refused(g), "temperature"));
+  g = {};
+  g.top_p = 1.5;
+  EXPECT_TRUE(contains(refused(g), "top_p"));
+  g = {};
+  g.stop_token_ids = std::vector<int64_t>(5000, 1);
+  EXPECT_TRUE(contains(refused(g), "5000 stop token ids, over the limit of 1024"));
+  g = {};
+  g.stop_token_ids = std::vector<int64_t>{-3};
+  EXPECT_TRUE(contains(refused(g), "stop token id -3"));
+  g = {};
+  g.top_p = std::nan("");
+  EXPECT_TRUE(contains(refused(g), "top_p"));
 }
 
 }  // namespace

@@ -1,0 +1,213 @@
+#include "runtime/generate.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <random>
+
+#include "runtime/interleaver.h"
+
+namespace loom::runtime {
+namespace {
+
+// Prompts of all invokes, left-padded to the longest: ids, mask, positions.
+struct Batch {
+  at::Tensor ids, mask, positions;
+  std::vector<int64_t> rows;  // per invoke
+};
+
+Result<Batch> left_pad(const std::vector<std::vector<c10::IValue>>& invokes, int64_t pad) {
+  Batch b;
+  int64_t longest = 0;
+  for (size_t i = 0; i < invokes.size(); ++i) {
+    const auto& in = invokes[i];
+    if (in.size() != 1 || !in[0].isTensor()) {
+      return invalid_argument("invoke " + std::to_string(i) + ": generation takes one input, the prompt ids [rows, T]");
+    }
+    const at::Tensor& t = in[0].toTensor();
+    if (t.dim() != 2 || !at::isIntegralType(t.scalar_type(), false) || t.size(0) == 0 || t.size(1) == 0) {
+      return invalid_argument("invoke " + std::to_string(i) + ": prompt ids must be a non-empty integer tensor [rows, T], got " +
+                              std::string(c10::toString(t.scalar_type())) + " " + c10::str(t.sizes()));
+    }
+    longest = std::max(longest, t.size(1));
+    b.rows.push_back(t.size(0));
+  }
+  std::vector<at::Tensor> ids, mask;
+  for (const auto& in : invokes) {
+    at::Tensor t = in[0].toTensor().to(at::kLong);
+    const int64_t missing = longest - t.size(1);
+    ids.push_back(at::cat({at::full({t.size(0), missing}, pad, t.options()), t}, 1));
+    mask.push_back(at::cat({at::zeros({t.size(0), missing}, t.options()), at::ones_like(t)}, 1));
+  }
+  b.ids = at::cat(ids, 0);
+  b.mask = at::cat(mask, 0);
+  // As transformers' generate: cumsum(mask) - 1, and 1 where padded.
+  b.positions = (b.mask.cumsum(1) - 1).masked_fill(b.mask.eq(0), 1);
+  return b;
+}
+
+// Draws a token from one row of float64 logits, after temperature, top-k and
+// top-p as transformers' warpers apply them.
+int64_t sample_row(std::vector<double> logits, const GenerateOptions& g, std::mt19937_64& rng) {
+  const double neg_inf = -std::numeric_limits<double>::infinity();
+  for (double& x : logits) x = std::isnan(x) ? neg_inf : x / g.temperature;  // NaN from an intervention: never drawn
+  const size_t n = logits.size();
+  if (g.top_k > 0 && static_cast<size_t>(g.top_k) < n) {
+    std::vector<double> sorted = logits;
+    std::nth_element(sorted.begin(), sorted.begin() + (g.top_k - 1), sorted.end(), std::greater<>());
+    const double kth = sorted[g.top_k - 1];
+    for (double& x : logits) {
+      if (x < kth) x = neg_inf;
+    }
+  }
+  if (g.top_p < 1.0) {
+    std::vector<size_t> order(n);
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return logits[a] < logits[b]; });
+    const double top = logits[order.back()];
+    double z = 0;
+    for (double x : logits) z += std::exp(x - top);
+    double cum = 0;
+    // Ascending: drop while the mass so far stays within 1 - top_p; the last (largest) always stays.
+    for (size_t i = 0; i + 1 < n; ++i) {
+      cum += std::exp(logits[order[i]] - top) / z;
+      if (cum <= 1.0 - g.top_p) logits[order[i]] = neg_inf;
+    }
+  }
+  const double top = *std::max_element(logits.begin(), logits.end());
+  double z = 0;
+  for (double& x : logits) {
+    x = std::exp(x - top);
+    z += x;
+  }
+  const double u = static_cast<double>(rng() >> 11) * 0x1.0p-53 * z;
+  double acc = 0;
+  for (size_t i = 0; i < n; ++i) {
+    acc += logits[i];
+    if (u < acc) return static_cast<int64_t>(i);
+  }
+  for (size_t i = n; i-- > 0;) {
+    if (logits[i] > 0) return static_cast<int64_t>(i);
+  }
+  return 0;
+}
+
+at::Tensor choose(const at::Tensor& last_logits, const GenerateOptions& g, std::mt19937_64& rng) {
+  if (g.temperature <= 0) return last_logits.argmax(-1);
+  at::Tensor cpu = last_logits.to(at::kCPU, at::kDouble).contiguous();
+  const int64_t B = cpu.size(0), V = cpu.size(1);
+  std::vector<int64_t> out(B);
+  const double* p = cpu.data_ptr<double>();
+  for (int64_t b = 0; b < B; ++b) out[b] = sample_row(std::vector<double>(p + b * V, p + (b + 1) * V), g, rng);
+  return at::tensor(out, at::kLong).to(last_logits.device());
+}
+
+}  // namespace
+
+namespace {
+Result<RunOutput> generate_unguarded(CausalLm& model, const graph::Graph& graph,
+                                     const std::vector<std::vector<c10::IValue>>& invoke_inputs,
+                                     const ExecOptions& options, const GenerateOptions& gen,
+                                     const TokenHandler& on_token) {
+  const auto started = std::chrono::steady_clock::now();
+  LOOM_RETURN_IF_ERROR(gen.check(model.vocab_size()));
+  LOOM_RETURN_IF_ERROR(validate_for_model(graph, model, options.limits.graph));
+  for (const graph::Node& n : graph.nodes) {
+    if (n.kind == graph::NodeKind::kSave && n.name == kTokensName) {
+      return invalid_argument(std::string("the save name \"") + kTokensName + "\" is taken by the generated ids");
+    }
+  }
+  if (invoke_inputs.size() != graph.invokes) {
+    return invalid_argument("the graph has " + std::to_string(graph.invokes) + " invoke(s) but " +
+                            std::to_string(invoke_inputs.size()) + " input set(s) were given");
+  }
+  for (uint32_t i = 0; i < graph.nodes.size(); ++i) {
+    const graph::Node& n = graph.nodes[i];
+    if ((n.kind == graph::NodeKind::kRead || n.kind == graph::NodeKind::kSet) &&
+        static_cast<int64_t>(n.point.call) >= gen.max_new_tokens) {
+      return invalid_argument(describe_node(graph, i) + ": step " + std::to_string(n.point.call) +
+                              " never runs: a generation of " + std::to_string(gen.max_new_tokens) +
+                              " new tokens has steps 0.." + std::to_string(gen.max_new_tokens - 1));
+    }
+  }
+  const std::vector<int64_t> stops = gen.stop_token_ids ? *gen.stop_token_ids : model.eos_token_ids();
+  const int64_t pad = gen.pad_token_id >= 0 ? gen.pad_token_id : (stops.empty() ? 0 : stops[0]);
+  LOOM_ASSIGN_OR_RETURN(Batch batch, left_pad(invoke_inputs, pad));
+  const int64_t T = batch.ids.size(1), B = batch.ids.size(0);
+  if (T + gen.max_new_tokens - 1 > model.max_positions()) {
+    return invalid_argument("a prompt of " + std::to_string(T) + " tokens plus " + std::to_string(gen.max_new_tokens) +
+                            " new ones passes the model's " + std::to_string(model.max_positions()) + " positions");
+  }
+  LOOM_ASSIGN_OR_RETURN(std::unique_ptr<Interleaver> il, Interleaver::create(model, graph, batch.rows, options));
+  LOOM_RETURN_IF_ERROR(il->start());
+
+  c10::InferenceMode guard;
+  const at::Device device(model.device());
+  at::Tensor tokens = batch.ids;
+  at::Tensor mask = batch.mask.to(device);
+  at::Tensor stop_ids = at::tensor(stops.empty() ? std::vector<int64_t>{-1} : stops, at::kLong).to(device);
+  at::Tensor finished = at::zeros({B}, at::TensorOptions().dtype(at::kBool).device(device));
+  std::mt19937_64 rng(gen.seed);
+  KvCache cache;
+  StepInputs in{batch.ids.to(device), batch.positions.to(device), mask};
+  std::exception_ptr error;
+  int64_t steps = 0;
+  for (int64_t step = 0; step < gen.max_new_tokens; ++step) {
+    il->begin_step(static_cast<uint32_t>(step));
+    at::Tensor logits;
+    try {
+      logits = model.forward_step(in, cache, il.get());
+    } catch (...) {
+      error = std::current_exception();
+      break;
+    }
+    steps = step + 1;
+    // The logits may come from an intervention on lm_head or the root.
+    if (logits.dim() != 3 || logits.size(0) != B || logits.size(1) < 1 || logits.size(2) != model.vocab_size() ||
+        !at::isFloatingType(logits.scalar_type())) {
+      return invalid_argument("step " + std::to_string(step) + ": the logits must be floating [" + std::to_string(B) +
+                              ", t, " + std::to_string(model.vocab_size()) + "], got " +
+                              std::string(c10::toString(logits.scalar_type())) + " " + c10::str(logits.sizes()) +
+                              " (an intervention changed them)");
+    }
+    at::Tensor next = choose(logits.select(1, -1).to(at::kFloat), gen, rng);
+    next = at::where(finished, at::full_like(next, pad), next);
+    finished = finished.logical_or(at::isin(next, stop_ids));
+    tokens = at::cat({tokens, next.unsqueeze(1).to(at::kCPU)}, 1);
+    if (on_token) {
+      at::Tensor cpu = next.to(at::kCPU).contiguous();
+      std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - started;
+      on_token({step, std::vector<int64_t>(cpu.data_ptr<int64_t>(), cpu.data_ptr<int64_t>() + B), elapsed.count()});
+    }
+    if (finished.all().item<bool>() || step + 1 == gen.max_new_tokens) break;
+    mask = at::cat({mask, at::ones({B, 1}, mask.options())}, 1);
+    in = StepInputs{next.unsqueeze(1), in.position_ids.select(1, -1).unsqueeze(1) + 1, mask};
+  }
+  if (!error) il->set_steps_run(static_cast<uint32_t>(steps));
+  LOOM_RETURN_IF_ERROR(il->finish(error));
+  RunOutput result = il->take_output();
+  result.stopped_early = il->stopped();
+  result.saved.push_back({kTokensName, tokens});
+  return result;
+}
+
+}  // namespace
+
+Result<RunOutput> generate(CausalLm& model, const graph::Graph& graph,
+                           const std::vector<std::vector<c10::IValue>>& invoke_inputs, const ExecOptions& options,
+                           const GenerateOptions& gen, const TokenHandler& on_token) {
+  // The model and the graph report through Statuses; this catches what the
+  // loop's own tensor work may still throw (out of memory).
+  try {
+    return generate_unguarded(model, graph, invoke_inputs, options, gen, on_token);
+  } catch (const std::exception& e) {
+    return internal_error(std::string("generation failed: ") + e.what());
+  }
+}
+
+}  // namespace loom::runtime
