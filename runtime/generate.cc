@@ -17,8 +17,8 @@ namespace {
 
 // Prompts of all invokes, left-padded to the longest: ids, mask, positions.
 struct Batch {
-  at::Tensor ids, mask, positions;
-  std::vector<int64_t> rows;  // per invoke
+  at::Tensor ids, mask, positions;  // mask and positions: undefined for one invoke (no padding)
+  std::vector<int64_t> rows;        // per invoke
 };
 
 Result<Batch> left_pad(const std::vector<std::vector<c10::IValue>>& invokes, int64_t pad) {
@@ -36,6 +36,10 @@ Result<Batch> left_pad(const std::vector<std::vector<c10::IValue>>& invokes, int
     }
     longest = std::max(longest, t.size(1));
     b.rows.push_back(t.size(0));
+  }
+  if (invokes.size() == 1) {  // one invoke: nothing to pad, and every row is its own position
+    b.ids = invokes[0][0].toTensor().to(at::kLong);
+    return b;
   }
   std::vector<at::Tensor> ids, mask;
   for (const auto& in : invokes) {
@@ -97,14 +101,19 @@ int64_t sample_row(std::vector<double> logits, const GenerateOptions& g, std::mt
   return 0;
 }
 
-at::Tensor choose(const at::Tensor& last_logits, const GenerateOptions& g, std::mt19937_64& rng) {
-  if (g.temperature <= 0) return last_logits.argmax(-1);
+// Each row's next token, on the CPU.
+std::vector<int64_t> choose(const at::Tensor& last_logits, const GenerateOptions& g, std::mt19937_64& rng) {
+  const int64_t B = last_logits.size(0);
+  if (g.temperature <= 0) {
+    at::Tensor ids = last_logits.argmax(-1).to(at::kCPU).contiguous();
+    return std::vector<int64_t>(ids.data_ptr<int64_t>(), ids.data_ptr<int64_t>() + B);
+  }
   at::Tensor cpu = last_logits.to(at::kCPU, at::kDouble).contiguous();
-  const int64_t B = cpu.size(0), V = cpu.size(1);
+  const int64_t V = cpu.size(1);
   std::vector<int64_t> out(B);
   const double* p = cpu.data_ptr<double>();
   for (int64_t b = 0; b < B; ++b) out[b] = sample_row(std::vector<double>(p + b * V, p + (b + 1) * V), g, rng);
-  return at::tensor(out, at::kLong).to(last_logits.device());
+  return out;
 }
 
 }  // namespace
@@ -147,17 +156,29 @@ Result<RunOutput> generate_unguarded(CausalLm& model, const graph::Graph& graph,
   LOOM_RETURN_IF_ERROR(il->start());
 
   c10::InferenceMode guard;
+  // The per-step bookkeeping is plain C++ on the CPU: a handful of ATen
+  // calls per step would cost more than the interleaver (bench gen).
   const at::Device device(model.device());
-  at::Tensor tokens = batch.ids;
-  at::Tensor mask = batch.mask.to(device);
-  at::Tensor stop_ids = at::tensor(stops.empty() ? std::vector<int64_t>{-1} : stops, at::kLong).to(device);
-  at::Tensor finished = at::zeros({B}, at::TensorOptions().dtype(at::kBool).device(device));
+  const bool padded = batch.mask.defined() && batch.mask.eq(0).any().item<bool>();
+  const int64_t N = gen.max_new_tokens;
+  at::Tensor mask;  // [B, T + N] when padded: each step sees a prefix view
+  std::vector<int64_t> last_pos(B);
+  if (padded) {
+    mask = at::ones({B, T + N}, batch.mask.options());
+    mask.narrow(1, 0, T).copy_(batch.mask);
+    mask = mask.to(device);
+    at::Tensor lp = batch.positions.select(1, -1).contiguous();
+    last_pos.assign(lp.data_ptr<int64_t>(), lp.data_ptr<int64_t>() + B);
+  }
+  std::vector<std::vector<int64_t>> generated(B);
+  std::vector<uint8_t> finished(B, 0);
   std::mt19937_64 rng(gen.seed);
   KvCache cache;
-  StepInputs in{batch.ids.to(device), batch.positions.to(device), mask};
+  StepInputs in{batch.ids.to(device), padded ? batch.positions.to(device) : at::Tensor(),
+                padded ? mask.narrow(1, 0, T) : at::Tensor()};
   std::exception_ptr error;
   int64_t steps = 0;
-  for (int64_t step = 0; step < gen.max_new_tokens; ++step) {
+  for (int64_t step = 0; step < N; ++step) {
     il->begin_step(static_cast<uint32_t>(step));
     at::Tensor logits;
     try {
@@ -175,19 +196,32 @@ Result<RunOutput> generate_unguarded(CausalLm& model, const graph::Graph& graph,
                               std::string(c10::toString(logits.scalar_type())) + " " + c10::str(logits.sizes()) +
                               " (an intervention changed them)");
     }
-    at::Tensor next = choose(logits.select(1, -1).to(at::kFloat), gen, rng);
-    next = at::where(finished, at::full_like(next, pad), next);
-    finished = finished.logical_or(at::isin(next, stop_ids));
-    tokens = at::cat({tokens, next.unsqueeze(1).to(at::kCPU)}, 1);
-    if (on_token) {
-      at::Tensor cpu = next.to(at::kCPU).contiguous();
-      std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - started;
-      on_token({step, std::vector<int64_t>(cpu.data_ptr<int64_t>(), cpu.data_ptr<int64_t>() + B), elapsed.count()});
+    std::vector<int64_t> next = choose(logits.select(1, -1).to(at::kFloat), gen, rng);
+    bool all_done = true;
+    for (int64_t b = 0; b < B; ++b) {
+      if (finished[b]) next[b] = pad;
+      finished[b] = finished[b] || std::find(stops.begin(), stops.end(), next[b]) != stops.end();
+      all_done = all_done && finished[b];
+      generated[b].push_back(next[b]);
     }
-    if (finished.all().item<bool>() || step + 1 == gen.max_new_tokens) break;
-    mask = at::cat({mask, at::ones({B, 1}, mask.options())}, 1);
-    in = StepInputs{next.unsqueeze(1), in.position_ids.select(1, -1).unsqueeze(1) + 1, mask};
+    if (on_token) {
+      std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - started;
+      on_token({step, next, elapsed.count()});
+    }
+    if (all_done || step + 1 == N) break;
+    at::Tensor pos;
+    if (padded) {
+      for (int64_t& p : last_pos) ++p;
+      pos = at::tensor(last_pos, at::kLong).view({B, 1}).to(device);
+    }
+    in = StepInputs{at::tensor(next, at::kLong).view({B, 1}).to(device), pos,
+                    padded ? mask.narrow(1, 0, T + step + 1) : at::Tensor()};
   }
+  const int64_t width = T + static_cast<int64_t>(generated[0].size());  // every row got the same steps
+  at::Tensor tokens = at::empty({B, width}, at::kLong);
+  tokens.narrow(1, 0, T).copy_(batch.ids);
+  int64_t* out = tokens.data_ptr<int64_t>();
+  for (int64_t b = 0; b < B; ++b) std::copy(generated[b].begin(), generated[b].end(), out + b * width + T);
   if (!error) il->set_steps_run(static_cast<uint32_t>(steps));
   LOOM_RETURN_IF_ERROR(il->finish(error));
   RunOutput result = il->take_output();
