@@ -124,6 +124,30 @@ TEST_F(StatusDisplayTest, TerminalRewritesOneLineAndEndsWithTheSummary) {
   EXPECT_EQ(screen, (std::vector<std::string>{"✓ job j1 COMPLETED in 1.5s (queued 1.2s, running 0.3s)", ""}));
 }
 
+TEST_F(StatusDisplayTest, GenerationShowsTokensAndTokensPerSecond) {
+  StatusDisplay tty = make(/*tty=*/true);
+  tty.set_job("j1");
+  tty.on_state("RUNNING");
+  for (int k = 0; k < 5; ++k) tty.on_token(k, 250 * (k + 1));  // 5 tokens in 1.25 s of server time
+  advance(100);
+  tty.tick();
+  auto screen = render_terminal(out_.str());
+  ASSERT_EQ(screen.size(), 1u);
+  EXPECT_NE(screen[0].find("RUNNING (5 tokens, 4.0 tok/s)"), std::string::npos) << screen[0];
+
+  out_.str("");
+  StatusDisplay plain = make(/*tty=*/false);
+  plain.set_job("j2");
+  plain.on_state("RUNNING");
+  for (int k = 0; k < 32; ++k) plain.on_token(k, 100 * (k + 1));
+  // A log gets a line every 16 tokens, not one per token.
+  EXPECT_EQ(split_lines(out_.str()), (std::vector<std::string>{
+                                         "loom: job j2 RUNNING",
+                                         "loom: job j2 RUNNING (16 tokens, 10.0 tok/s)",
+                                         "loom: job j2 RUNNING (32 tokens, 10.0 tok/s)",
+                                     }));
+}
+
 TEST_F(StatusDisplayTest, TerminalSpinnerMovesWithTime) {
   StatusDisplay d = make(/*tty=*/true);
   d.on_state("RUNNING");
