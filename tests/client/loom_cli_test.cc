@@ -8,6 +8,7 @@
 #include "client/spec.h"
 #include "runtime/gpt2_config.h"
 #include "runtime/safetensors.h"
+#include "tests/client/run_loom.h"
 #include "tests/runtime/test_util.h"
 
 namespace loom::client {
@@ -15,22 +16,8 @@ namespace {
 
 using loom::testing::TempDir;
 
-struct Ran {
-  int code;
-  std::string output;  // stdout and stderr
-};
-
-Ran run_loom(const std::string& args) {
-  std::string cmd = std::string(LOOM_BIN_DIR) + "/loom " + args + " 2>&1";
-  Ran r{-1, ""};
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
-  int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using loom::testing::Ran;
+using loom::testing::run_loom;
 
 class LoomCliTest : public ::testing::Test {
  protected:
