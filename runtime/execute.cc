@@ -53,13 +53,18 @@ Result<std::vector<c10::IValue>> batch_inputs(const std::vector<std::vector<c10:
 
 }  // namespace
 
-Status validate_for_model(const graph::Graph& graph, const Model& model, const graph::GraphLimits& limits) {
+Status validate_for_modules(const graph::Graph& graph, const std::vector<std::string>& module_paths,
+                            const graph::GraphLimits& limits) {
   AtenOpChecker checker;
   graph::ValidateOptions options;
   options.limits = limits;
-  options.module_paths = &model.module_paths();
+  options.module_paths = &module_paths;
   options.op_checker = &checker;
   return graph::validate(graph, options);
+}
+
+Status validate_for_model(const graph::Graph& graph, const Model& model, const graph::GraphLimits& limits) {
+  return validate_for_modules(graph, model.module_paths(), limits);
 }
 
 Result<RunOutput> execute(Model& model, const graph::Graph& graph,

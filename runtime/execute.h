@@ -55,5 +55,9 @@ Result<RunOutput> execute(Model& model, const graph::Graph& graph,
 
 // Validates `graph` against `model` (module paths, ops and argument types).
 Status validate_for_model(const graph::Graph& graph, const Model& model, const graph::GraphLimits& limits = {});
+// The same checks against a model known only by its module paths (a
+// scale-out server admits jobs for models its workers registered).
+Status validate_for_modules(const graph::Graph& graph, const std::vector<std::string>& module_paths,
+                            const graph::GraphLimits& limits);
 
 }  // namespace loom::runtime

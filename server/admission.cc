@@ -1,7 +1,6 @@
 #include "server/admission.h"
 
 #include "graph/sha256.h"
-#include "runtime/causal_lm.h"
 #include "runtime/execute.h"
 #include "transport/internal/printable.h"
 #include "transport/request.h"
@@ -22,7 +21,7 @@ bool has_stream_nodes(const graph::Graph& g) {
 
 Result<std::string> Admission::authenticate(const std::string& api_key) {
   if (!options_.require_auth) return std::string("anonymous");
-  const std::string how = " (an operator creates keys with `loom-server keys create NAME --data-dir DIR` on the "
+  const std::string how = " (an operator creates keys with `loom-server keys create NAME --data-dir DIR` (or --redis URL) on the "
                           "server; send it as `Authorization: Bearer KEY` or set LOOM_API_KEY)";
   if (api_key.empty()) return Status(StatusCode::kUnauthenticated, "no API key" + how);
   const auto now = std::chrono::steady_clock::now();
@@ -96,14 +95,13 @@ Result<SubmitAnswer> Admission::submit(const std::string& owner, std::string_vie
   if (!model) {
     return not_found("unknown model \"" + req.model_key + "\" (this server has: " + execution_.model_keys() + ")");
   }
-  LOOM_RETURN_IF_ERROR(runtime::validate_for_model(req.graph, *model->model, options_.run_limits.graph));
+  LOOM_RETURN_IF_ERROR(runtime::validate_for_modules(req.graph, *model->module_paths, options_.run_limits.graph));
   if (req.generation) {
-    auto* lm = dynamic_cast<const runtime::CausalLm*>(model->model);
-    if (lm == nullptr) {
-      return invalid_argument("model \"" + req.model_key + "\" is a " + model->model->kind() +
+    if (!model->vocab_size) {
+      return invalid_argument("model \"" + req.model_key + "\" is a " + model->kind +
                               ", which cannot generate (GPT-2 and the Llama family can)");
     }
-    LOOM_RETURN_IF_ERROR(req.generation->check(lm->vocab_size()).with_context("generation"));
+    LOOM_RETURN_IF_ERROR(req.generation->check(*model->vocab_size).with_context("generation"));
   }
   if (req.invokes.size() != req.graph.invokes) {
     return invalid_argument("the graph has " + std::to_string(req.graph.invokes) + " invoke(s) but the request carries " +

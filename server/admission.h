@@ -14,7 +14,7 @@
 #include <string_view>
 
 #include "server/delivery.h"
-#include "server/execution.h"
+#include "server/job_runner.h"
 #include "server/job_blobs.h"
 #include "server/job_store.h"
 #include "server/callback_policy.h"
@@ -44,7 +44,7 @@ class Admission {
   // How long a checked key is trusted without asking the store again.
   static constexpr std::chrono::milliseconds kKeyCacheTtl{500};
 
-  Admission(const ServerOptions& options, JobStore& store, JobBlobs& blobs, Delivery& delivery, Execution& execution,
+  Admission(const ServerOptions& options, JobStore& store, JobBlobs& blobs, Delivery& delivery, JobRunner& execution,
             Metrics& metrics)
       : options_(options),
         store_(store),
@@ -79,7 +79,7 @@ class Admission {
   JobStore& store_;
   JobBlobs& blobs_;
   Delivery& delivery_;
-  Execution& execution_;
+  JobRunner& execution_;
   Metrics& metrics_;
   const CallbackPolicy callbacks_;
   struct CachedKey {

@@ -50,6 +50,7 @@ Delivery::Delivery(const ServerOptions& options, JobStore& store, JobBlobs& blob
   w.on_attempt = [this](const std::string& event_id, int attempts, bool finished) {
     Status s = finished ? store_.delete_webhook(event_id) : store_.set_webhook_attempts(event_id, attempts);
     if (!s.ok()) std::cerr << "loom-server: webhook " << event_id << ": " << s.message() << "\n";
+    if (finished && delivered_) delivered_(event_id);
   };
   webhooks_ = std::make_unique<WebhookSender>(w);
 }
@@ -87,6 +88,22 @@ Result<std::vector<JobEvent>> Delivery::events_after(const std::string& job_id, 
   return store_.events_after(job_id, after);
 }
 
+bool Delivery::has_listeners(const std::string& job_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return listeners_.count(job_id) != 0;
+}
+
+std::vector<std::string> Delivery::listened_jobs() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string> ids;
+  for (const auto& [id, l] : listeners_) ids.push_back(id);
+  return ids;
+}
+
+void Delivery::send_webhook(PendingWebhook hook) {
+  webhooks_->enqueue(std::move(hook.event_id), std::move(hook.url), std::move(hook.body), hook.attempts);
+}
+
 void Delivery::announce(const JobEvent& event) {
   std::vector<Listener> targets;
   {
@@ -113,11 +130,14 @@ Status Delivery::emit(const std::string& job_id, const json& event, std::shared_
   }
   stored->inline_result = std::move(inline_result);
   announce(*stored);
+  if (publish_) publish_(*stored);
   return Status();
 }
 
 void Delivery::emit_live(const std::string& job_id, const std::string& frame) {
-  announce(JobEvent{job_id, 0, frame, nullptr});
+  JobEvent ev{job_id, 0, frame, nullptr};
+  announce(ev);
+  if (publish_) publish_(ev);
 }
 
 void Delivery::transition(JobRecord& job, JobState state, json extra) {
@@ -175,6 +195,7 @@ void Delivery::notify_webhook(const JobRecord& job) {
   PendingWebhook hook{event_id, job.id, job.callback_url, body.dump(-1, ' ', false, json::error_handler_t::replace), 0};
   Status s = store_.put_webhook(hook);
   if (!s.ok()) std::cerr << "loom-server: job " << job.id << ": webhook not recorded: " << s.message() << "\n";
+  if (handoff_) return handoff_(hook);
   webhooks_->enqueue(std::move(hook.event_id), std::move(hook.url), std::move(hook.body));
 }
 

@@ -66,8 +66,21 @@ class Delivery {
 
   void sweep_expired();  // retention
 
- private:
+  // Scale-out, set before any event: each event this process stores or
+  // sends live also goes to `publish` (to other processes' followers);
+  // webhooks go to `handoff` (recorded first, as always) instead of being
+  // sent from here; `delivered` hears of each webhook this process finished.
+  void set_publisher(std::function<void(const JobEvent&)> publish) { publish_ = std::move(publish); }
+  void set_webhook_handoff(std::function<void(const PendingWebhook&)> handoff) { handoff_ = std::move(handoff); }
+  void set_webhook_delivered(std::function<void(const std::string& event_id)> d) { delivered_ = std::move(d); }
+  // Sends a webhook from this process (one handed off by another).
+  void send_webhook(PendingWebhook hook);
+  // To this process's subscribers only (an event another process stored).
   void announce(const JobEvent& event);
+  bool has_listeners(const std::string& job_id);
+  std::vector<std::string> listened_jobs();
+
+ private:
   void notify_webhook(const JobRecord& job);
 
   const ServerOptions& options_;
@@ -75,6 +88,9 @@ class Delivery {
   JobBlobs& blobs_;
   Metrics& metrics_;
   std::unique_ptr<WebhookSender> webhooks_;
+  std::function<void(const JobEvent&)> publish_;
+  std::function<void(const PendingWebhook&)> handoff_;
+  std::function<void(const std::string&)> delivered_;
   std::mutex mu_;  // guards listeners_, next_handle_
   std::map<std::string, std::map<uint64_t, Listener>> listeners_;
   uint64_t next_handle_ = 1;

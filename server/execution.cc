@@ -9,6 +9,7 @@
 
 #include "graph/codec.h"
 #include "graph/sha256.h"
+#include "runtime/causal_lm.h"
 #include "runtime/execute.h"
 #include "runtime/generate.h"
 #include "runtime/model.h"
@@ -25,8 +26,9 @@ using json = nlohmann::json;
 using transport::event_type_name;
 using transport::EventType;
 
-Execution::Execution(const ServerOptions& options, JobStore& store, JobBlobs& blobs, Delivery& delivery)
-    : options_(options), store_(store), blobs_(blobs), delivery_(delivery) {}
+Execution::Execution(const ServerOptions& options, JobStore& store, JobBlobs& blobs, Delivery& delivery,
+                     WorkerHooks hooks)
+    : options_(options), store_(store), blobs_(blobs), delivery_(delivery), hooks_(std::move(hooks)) {}
 
 Execution::~Execution() { stop(); }
 
@@ -40,9 +42,17 @@ Status Execution::start(const std::vector<ModelSpec>& models) {
     if (!revision.ok()) return revision.status().with_context("model \"" + spec.key + "\"");
     auto& ex = executors_[spec.device];
     if (!ex) {
-      ex = std::make_unique<Executor>(spec.device, options_.queue_capacity, [this](const std::string& id) { run_job(id); });
+      ex = std::make_unique<Executor>(spec.device, options_.queue_capacity, [this](const std::string& id) {
+        run_job(id);
+        if (hooks_.on_done) hooks_.on_done(id);
+      });
     }
-    models_[spec.key] = LoadedModel{spec, std::move(m).value(), ex.get(), std::move(revision).value()};
+    auto paths = std::make_shared<const std::vector<std::string>>((*m)->module_paths());
+    models_[spec.key] = LoadedModel{spec, std::move(m).value(), ex.get(), std::move(revision).value(), std::move(paths)};
+  }
+  if (!hooks_.recover_at_start) {
+    for (auto& [device, ex] : executors_) ex->start();
+    return Status();
   }
   // Recovery: what a previous process left unfinished.
   auto left = store_.list_by_state({JobState::kReceived, JobState::kQueued, JobState::kDispatched, JobState::kRunning});
@@ -162,10 +172,36 @@ const Execution::LoadedModel* Execution::find_model(const std::string& key) cons
   return it == models_.end() ? nullptr : &it->second;
 }
 
-std::optional<Execution::ModelView> Execution::find(const std::string& key) const {
+std::optional<JobRunner::ModelView> Execution::find(const std::string& key) const {
   const LoadedModel* lm = find_model(key);
   if (lm == nullptr) return std::nullopt;
-  return ModelView{lm->model.get(), lm->spec.device, lm->revision};
+  ModelView v{lm->model->kind(), lm->spec.device, lm->revision, lm->module_paths, std::nullopt};
+  if (auto* causal = dynamic_cast<const runtime::CausalLm*>(lm->model.get())) v.vocab_size = causal->vocab_size();
+  return v;
+}
+
+const runtime::Model* Execution::model(const std::string& key) const {
+  const LoadedModel* lm = find_model(key);
+  return lm == nullptr ? nullptr : lm->model.get();
+}
+
+std::vector<std::string> Execution::served_keys() const {
+  std::vector<std::string> keys;
+  for (const auto& [k, m] : models_) keys.push_back(k);
+  return keys;
+}
+
+size_t Execution::load_for(const std::string& key) const {
+  const LoadedModel* lm = find_model(key);
+  return lm == nullptr ? 0 : lm->executor->load();
+}
+
+bool Execution::cancel_running(const std::string& job_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = running_.find(job_id);
+  if (it == running_.end()) return false;
+  it->second->store(true);
+  return true;
 }
 
 std::string Execution::model_keys() const {
@@ -266,9 +302,14 @@ Result<std::vector<runtime::NamedTensor>> Execution::ask_client(const std::strin
   }
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   streams_.post(job_id, stream_id, transport::encode_stream_request(req));
-  if (auto frame = streams_.pending_frame(job_id)) delivery_.emit_live(job_id, *frame);
+  if (auto frame = streams_.pending_frame(job_id)) {
+    if (hooks_.on_stream_pending) hooks_.on_stream_pending(job_id, &*frame);
+    delivery_.emit_live(job_id, *frame);
+  }
   transport::StreamReply reply;
-  switch (streams_.wait(job_id, stream_id, deadline, cancel, &reply)) {
+  const StreamBroker::Outcome outcome = streams_.wait(job_id, stream_id, deadline, cancel, &reply);
+  if (hooks_.on_stream_pending) hooks_.on_stream_pending(job_id, nullptr);
+  switch (outcome) {
     case StreamBroker::Outcome::kDeadline:
       return Status(StatusCode::kDeadlineExceeded,
                     who + " got no reply within " + std::to_string(timeout.count()) +
@@ -288,6 +329,11 @@ Result<std::vector<runtime::NamedTensor>> Execution::ask_client(const std::strin
   auto file = runtime::read_safetensors_buffer(reply.tensors, limits);
   if (!file.ok()) return invalid_argument(who + ": the reply is not a valid tensor set: " + file.status().message());
   return std::move(file->tensors);
+}
+
+bool Execution::ended_elsewhere(const JobRecord& job) {
+  auto now = store_.get(job.id);
+  return !now.ok() || is_terminal(now->state);
 }
 
 void Execution::run_job(const std::string& id) {
@@ -324,13 +370,15 @@ void Execution::run_job(const std::string& id, std::optional<JobRecord>& held) {
   held = std::move(rec).value();
   JobRecord& job = *held;
   if (is_terminal(job.state)) return;
-  if (cancel->load()) {
+  if (cancel->load() || job.cancel_requested) {
     job.cancel_requested = true;
     delivery_.finish(job, JobState::kCancelled, StatusCode::kCancelled, "cancelled before it ran");
     return;
   }
   delivery_.transition(job, JobState::kDispatched);
-  delivery_.transition(job, JobState::kRunning);
+  delivery_.transition(job, JobState::kRunning,
+                       hooks_.worker_name.empty() ? json::object() : json{{"worker", hooks_.worker_name}});
+  if (hooks_.shared_store && ended_elsewhere(job)) return;
   if (!req) {  // submitted before a restart, or too large to keep: from the store
     auto body = blobs_.get(BlobKind::kRequest, id);
     auto decoded = body.ok() ? transport::decode_request(*body, options_.decode_limits())
@@ -398,6 +446,9 @@ void Execution::run_loaded(JobRecord& job, const transport::JobRequest& req, con
   eo.on_stream = [&](const std::string& callback, const std::vector<runtime::NamedTensor>& value) {
     return ask_client(id, ++stream_id, callback, value, stream_timeout, cancel);
   };
+  if (lm->spec.test_forward_delay_ms > 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(lm->spec.test_forward_delay_ms));
+  }
   Result<runtime::RunOutput> out = invalid_argument("not run");
   if (req.generation) {
     auto* causal = dynamic_cast<runtime::CausalLm*>(lm->model.get());
@@ -429,6 +480,8 @@ void Execution::run_loaded(JobRecord& job, const transport::JobRequest& req, con
   if (!encoded.ok()) return fail(encoded.status());
   // Level 1: results are mostly float noise, which higher levels barely shrink more.
   std::string compressed = transport::zstd_compress(*encoded, 1);
+  // Run twice after a reclaim: the first run's result stays the only one.
+  if (hooks_.shared_store && ended_elsewhere(job)) return;
   Status put = blobs_.put(BlobKind::kResult, id, compressed);
   if (!put.ok()) return fail(put);
   job.result_size = compressed.size();

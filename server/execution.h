@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -27,6 +28,7 @@
 #include "server/delivery.h"
 #include "server/executor.h"
 #include "server/job_blobs.h"
+#include "server/job_runner.h"
 #include "server/job_store.h"
 #include "server/models_config.h"
 #include "server/server_options.h"
@@ -40,49 +42,66 @@ struct NamedTensor;
 
 namespace loom::server {
 
-class Execution {
+// How a loom-worker changes the embedded behaviour (the defaults are the
+// embedded server's).
+struct WorkerHooks {
+  // Requeue or fail, at start, the jobs the store says a previous process
+  // left unfinished. A worker shares its store with others: its recovery
+  // is the reclaim of a dead worker's stream entries instead.
+  bool recover_at_start = true;
+  // Called on the executor's thread after each job's run, whatever its end.
+  std::function<void(const std::string& job_id)> on_done;
+  // The STREAM request a job now waits on (frame), or none any more (nullptr).
+  std::function<void(const std::string& job_id, const std::string* frame)> on_stream_pending;
+  // The store is shared with other runners of the same job (a reclaim can
+  // run it twice): the record is read again before each step that writes
+  // a result, and a job that ended elsewhere is left alone.
+  bool shared_store = false;
+  // Named in the RUNNING event, so a job's history says who ran it.
+  std::string worker_name;
+};
+
+class Execution : public JobRunner {
  public:
-  Execution(const ServerOptions& options, JobStore& store, JobBlobs& blobs, Delivery& delivery);
-  ~Execution();
+  Execution(const ServerOptions& options, JobStore& store, JobBlobs& blobs, Delivery& delivery,
+            WorkerHooks hooks = {});
+  ~Execution() override;
 
   // Loads the models, requeues (or fails) jobs left by a previous process,
   // starts the executors.
-  Status start(const std::vector<ModelSpec>& models);
+  Status start(const std::vector<ModelSpec>& models) override;
   // Finishes the jobs in hand and stops the executors (queued jobs stay
   // QUEUED). A job still running after `deadline` is stopped at its next
   // hook point and ends in ERROR (UNAVAILABLE), saying the server shut down.
-  void stop(std::chrono::milliseconds deadline = std::chrono::milliseconds(30000));
+  void stop(std::chrono::milliseconds deadline = std::chrono::milliseconds(30000)) override;
 
-  // Admission's view of a model: whether it is served, and its checks.
-  struct ModelView {
-    const runtime::Model* model = nullptr;
-    std::string device;
-    std::string revision;  // content hash of its files (model_revision)
-  };
-  std::optional<ModelView> find(const std::string& key) const;
-  std::string model_keys() const;  // "a, b" for messages
-  // Jobs waiting for `key`'s executor; try_enqueue is false when it is full.
-  size_t queued_for(const std::string& key) const;
+  std::optional<ModelView> find(const std::string& key) const override;
+  std::string model_keys() const override;
+  // Jobs waiting for `key`'s executor.
+  size_t queued_for(const std::string& key) const override;
   bool try_enqueue(const std::string& key, const std::string& job_id,
-                   std::shared_ptr<const transport::JobRequest> decoded);
-  size_t queue_depth() const;
-  // At least as many as this server's jobs queued or running: the queues
-  // plus one job in hand per executor.
-  size_t active_upper_bound() const { return queue_depth() + executors_.size(); }
-  // 0-based place in its model's queue; -1 when not queued.
-  int64_t queue_position(const std::string& model, const std::string& job_id) const;
+                   std::shared_ptr<const transport::JobRequest> decoded) override;
+  size_t queue_depth() const override;
+  // The queues plus one job in hand per executor.
+  size_t active_upper_bound() const override { return queue_depth() + executors_.size(); }
+  int64_t queue_position(const std::string& model, const std::string& job_id) const override;
+  // A running job stops at its next hook point; a queued one is taken off
+  // the queue and recorded CANCELLED here.
+  bool cancel(JobRecord& job) override;
+  // Stops the job if it runs here (at its next hook point); false otherwise.
+  bool cancel_running(const std::string& job_id);
+  // Queued plus running jobs on the executor of `key`'s device.
+  size_t load_for(const std::string& key) const;
+  const runtime::Model* model(const std::string& key) const;
+  std::vector<std::string> served_keys() const;
 
-  // Cancels: a running job stops at its next hook point (true: it was
-  // running, and it records CANCELLED itself); a queued one is taken off the
-  // queue and recorded CANCELLED here.
-  bool cancel(JobRecord& job);
+  Status stream_reply(const std::string& job_id, std::string_view frame, bool binary) override;
+  std::optional<std::string> pending_stream(const std::string& job_id) override {
+    return streams_.pending_frame(job_id);
+  }
 
-  // Hybrid execution: a STREAM_REPLY frame from a client following `job_id`.
-  Status stream_reply(const std::string& job_id, std::string_view frame, bool binary);
-  std::optional<std::string> pending_stream(const std::string& job_id) { return streams_.pending_frame(job_id); }
-
-  nlohmann::json models_json() const;
-  Result<nlohmann::json> model_json(const std::string& key) const;
+  nlohmann::json models_json() const override;
+  Result<nlohmann::json> model_json(const std::string& key) const override;
 
  private:
   struct LoadedModel {
@@ -90,6 +109,7 @@ class Execution {
     std::unique_ptr<runtime::Model> model;
     Executor* executor;
     std::string revision;
+    std::shared_ptr<const std::vector<std::string>> module_paths;
   };
   // A restart that finds a job running for the second time fails it.
   static constexpr int64_t kMaxDeathsPerJob = 2;
@@ -101,6 +121,8 @@ class Execution {
   // `held` is the job's record once read, for the caller's catch.
   void run_job(const std::string& id, std::optional<JobRecord>& held);
   void run_loaded(JobRecord& job, const transport::JobRequest& req, const std::atomic<bool>* cancel);
+  // The job ended (or vanished) in the shared store: another runner had it.
+  bool ended_elsewhere(const JobRecord& job);
   // The request decoded at submit, if this process kept it (removes it).
   std::shared_ptr<const transport::JobRequest> take_decoded(const std::string& id);
   // Sends a stream node's value to the client and waits for its reply.
@@ -114,6 +136,7 @@ class Execution {
   JobStore& store_;
   JobBlobs& blobs_;
   Delivery& delivery_;
+  const WorkerHooks hooks_;
   StreamBroker streams_;
   std::map<std::string, LoadedModel> models_;
   std::map<std::string, std::unique_ptr<Executor>> executors_;  // by device

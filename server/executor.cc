@@ -63,6 +63,11 @@ size_t Executor::size() const {
   return queue_.size();
 }
 
+size_t Executor::load() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return queue_.size() + (running_ ? 1 : 0);
+}
+
 void Executor::loop() {
   while (true) {
     std::string id;
@@ -72,6 +77,7 @@ void Executor::loop() {
       if (stopping_) return;
       id = std::move(queue_.front());
       queue_.pop_front();
+      running_ = true;
     }
     // run_ turns a job's failures into its ERROR state; this catch is the
     // backstop that keeps the device's thread alive whatever escapes.
@@ -82,6 +88,8 @@ void Executor::loop() {
     } catch (...) {
       std::cerr << "loom-server: executor " << device_ << ": job " << id << ": unknown exception\n";
     }
+    std::lock_guard<std::mutex> lock(mu_);
+    running_ = false;
   }
 }
 

@@ -32,6 +32,7 @@ class Executor {
   // 0-based place in the queue, -1 if not queued.
   int position(const std::string& job_id) const;
   size_t size() const;
+  size_t load() const;  // queued plus the job in hand
   std::vector<std::string> queued() const;  // the queue, front first
   const std::string& device() const { return device_; }
 
@@ -44,6 +45,7 @@ class Executor {
   std::condition_variable cv_;
   std::deque<std::string> queue_;
   bool stopping_ = false;
+  bool running_ = false;  // a job is in hand
   std::thread thread_;
 };
 

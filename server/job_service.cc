@@ -4,24 +4,26 @@ namespace loom::server {
 
 using json = nlohmann::json;
 
-JobService::JobService(ServerOptions options, JobStore& store, BlobStore& blobs, Metrics& metrics)
+JobService::JobService(ServerOptions options, JobStore& store, BlobStore& blobs, Metrics& metrics,
+                       const RunnerFactory& runner)
     : options_(std::move(options)),
       store_(store),
       job_blobs_(options_, store, blobs),
       delivery_(options_, store, job_blobs_, metrics),
-      execution_(options_, store, job_blobs_, delivery_),
-      admission_(options_, store, job_blobs_, delivery_, execution_, metrics) {}
+      runner_(runner ? runner(options_, store, job_blobs_, delivery_)
+                     : std::make_unique<Execution>(options_, store, job_blobs_, delivery_)),
+      admission_(options_, store, job_blobs_, delivery_, *runner_, metrics) {}
 
 JobService::~JobService() { drain(); }
 
 Status JobService::start(const std::vector<ModelSpec>& models) {
-  LOOM_RETURN_IF_ERROR(execution_.start(models));
-  return delivery_.resume_webhooks();
+  LOOM_RETURN_IF_ERROR(runner_->start(models));
+  return runner_->resumes_webhooks_from_store() ? delivery_.resume_webhooks() : Status();
 }
 
 void JobService::drain() {
   if (draining_.exchange(true)) return;
-  execution_.stop(options_.drain_timeout);
+  runner_->stop(options_.drain_timeout);
   delivery_.stop();
 }
 
@@ -46,7 +48,7 @@ json JobService::to_json(const JobRecord& job) {
   json j = {{"id", job.id}, {"state", job_state_name(job.state)}, {"model", job.model},
             {"created_at", rfc3339(job.created_ms)}, {"updated_at", rfc3339(job.updated_ms)}};
   if (job.state == JobState::kQueued) {
-    int64_t position = execution_.queue_position(job.model, job.id);
+    int64_t position = runner_->queue_position(job.model, job.id);
     if (position >= 0) j["queue_position"] = position;
   }
   if (!job.error_code.empty()) j["error"] = {{"code", job.error_code}, {"message", job.error_message}};
@@ -73,7 +75,7 @@ Result<json> JobService::list(const std::string& owner) {
 Result<json> JobService::cancel(const std::string& owner, const std::string& id) {
   LOOM_ASSIGN_OR_RETURN(JobRecord job, owned_job(owner, id));
   if (is_terminal(job.state)) return to_json(job);
-  (void)execution_.cancel(job);
+  (void)runner_->cancel(job);
   return to_json(job);
 }
 

@@ -2,7 +2,9 @@
 // composes one class per responsibility and is what the API layers
 // (http_api, ws_events) call:
 //   Admission   keys, decoding and validation, idempotency, deduplication, queueing
-//   Execution   models, executors, the run loop, STREAM round trips, cancel, recovery
+//   JobRunner   where jobs run: Execution (models, executors, the run loop,
+//               STREAM round trips, cancel, recovery) in the embedded server,
+//               RedisDispatch (queues read by loom-workers) in scale-out
 //   Delivery    events (stored, then announced), webhooks, retention
 //   JobBlobs    where requests and results live (store rows or files)
 // It adds the read side: snapshots and listings of a key's jobs.
@@ -12,6 +14,8 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -33,8 +37,12 @@ namespace loom::server {
 class JobService {
  public:
   using Listener = Delivery::Listener;
+  // Makes the runner; none: the embedded Execution.
+  using RunnerFactory =
+      std::function<std::unique_ptr<JobRunner>(const ServerOptions&, JobStore&, JobBlobs&, Delivery&)>;
 
-  JobService(ServerOptions options, JobStore& store, BlobStore& blobs, Metrics& metrics);
+  JobService(ServerOptions options, JobStore& store, BlobStore& blobs, Metrics& metrics,
+             const RunnerFactory& runner = {});
   ~JobService();
 
   // Loads the models, recovers jobs left by a previous process, starts executors.
@@ -64,14 +72,16 @@ class JobService {
   }
 
   Status stream_reply(const std::string& job_id, std::string_view frame, bool binary) {
-    return execution_.stream_reply(job_id, frame, binary);
+    return runner_->stream_reply(job_id, frame, binary);
   }
-  std::optional<std::string> pending_stream(const std::string& job_id) { return execution_.pending_stream(job_id); }
+  std::optional<std::string> pending_stream(const std::string& job_id) { return runner_->pending_stream(job_id); }
 
   JobBlobs& blobs() { return job_blobs_; }
-  nlohmann::json models_json() const { return execution_.models_json(); }
-  Result<nlohmann::json> model_json(const std::string& key) const { return execution_.model_json(key); }
-  size_t queue_depth() const { return execution_.queue_depth(); }
+  Delivery& delivery() { return delivery_; }
+  JobRunner& runner() { return *runner_; }
+  nlohmann::json models_json() const { return runner_->models_json(); }
+  Result<nlohmann::json> model_json(const std::string& key) const { return runner_->model_json(key); }
+  size_t queue_depth() const { return runner_->queue_depth(); }
   void sweep_expired() { delivery_.sweep_expired(); }
   const ServerOptions& options() const { return options_; }
 
@@ -82,7 +92,7 @@ class JobService {
   JobStore& store_;
   JobBlobs job_blobs_;
   Delivery delivery_;
-  Execution execution_;
+  std::unique_ptr<JobRunner> runner_;
   Admission admission_;
   std::atomic<bool> draining_{false};
 };

@@ -24,4 +24,39 @@ std::string new_job_id() {
   return out;
 }
 
+namespace {
+bool is_json_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+}  // namespace
+
+Result<std::string> splice_seq(const std::string& json, uint64_t seq) {
+  size_t first = 0;
+  while (first < json.size() && is_json_space(json[first])) ++first;
+  size_t last = json.size();
+  while (last > first && is_json_space(json[last - 1])) --last;
+  if (first == last || json[first] != '{' || last - first < 2 || json[last - 1] != '}') {
+    return invalid_argument("event must be a JSON object text '{...}', got '" + json.substr(0, 80) + "'");
+  }
+  std::string inner = json.substr(first + 1, last - first - 2);
+  bool empty = true;
+  for (char c : inner) empty = empty && is_json_space(c);
+  std::string out = "{\"seq\":" + std::to_string(seq);
+  if (!empty) out += "," + inner;
+  out += "}";
+  return out;
+}
+
+Result<std::string> new_api_key(const std::string& name) {
+  unsigned char bytes[32];
+  if (RAND_bytes(bytes, sizeof bytes) != 1) {
+    return internal_error("cannot create API key '" + name + "': OpenSSL RAND_bytes failed");
+  }
+  static const char* kHex = "0123456789abcdef";
+  std::string key = "loom_";
+  for (unsigned char b : bytes) {
+    key.push_back(kHex[b >> 4]);
+    key.push_back(kHex[b & 15]);
+  }
+  return key;
+}
+
 }  // namespace loom::server

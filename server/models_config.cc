@@ -50,9 +50,15 @@ Result<std::vector<ModelSpec>> parse_models_config(const std::string& text, cons
         spec.path = value;
       } else if (field == "device") {
         spec.device = value;
+      } else if (field == "test_forward_delay_ms") {
+        static const std::regex kMs("[0-9]{1,5}");
+        if (!std::regex_match(value, kMs)) {
+          return invalid_argument("models config: " + where + ".test_forward_delay_ms must be 0..99999");
+        }
+        spec.test_forward_delay_ms = static_cast<uint32_t>(std::stoul(value));
       } else {
         return invalid_argument("models config: " + where + ": unknown field \"" + field +
-                                "\" (expected key, path, device)");
+                                "\" (expected key, path, device, test_forward_delay_ms)");
       }
     }
     if (!std::regex_match(spec.key, kKey)) {

@@ -5,6 +5,7 @@
 // Thread safety: pure functions.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,10 @@ struct ModelSpec {
   std::string key;     // what clients name: [A-Za-z0-9._-]{1,128}
   std::string path;    // checkpoint directory or TorchScript file; relative = to the config file
   std::string device = "cpu";  // "cpu" or "cuda:N"
+  // Test-only: each job sleeps this long before its forward pass, a stand-in
+  // for a slower device, so scale-out benchmarks measure the cluster and not
+  // two CPU cores shared by every worker (scripts/bench scale).
+  uint32_t test_forward_delay_ms = 0;
 };
 
 Result<std::vector<ModelSpec>> parse_models_config(const std::string& text, const std::string& base_dir = "");

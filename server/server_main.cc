@@ -1,6 +1,8 @@
-// loom-server: the embedded deployment. One process runs the HTTP and
+// loom-server. Embedded (the default): one process runs the HTTP and
 // WebSocket APIs on one I/O thread, one executor thread per device, keeps
 // job records in SQLite and blobs under --data-dir, and survives restarts.
+// Scale-out (--redis URL --blob-dir DIR): a stateless API over Redis and a
+// shared blob directory; loom-workers run the jobs (server/worker.h).
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -21,6 +23,8 @@
 #include "server/http_api.h"
 #include "server/job_service.h"
 #include "server/keys_command.h"
+#include "server/redis_dispatch.h"
+#include "server/redis_job_store.h"
 #include "server/sqlite_job_store.h"
 #include "server/ws_events.h"
 
@@ -70,8 +74,13 @@ int main(int argc, char** argv) {
   int blas_threads = 0;
   CLI::App app{"loom-server: runs intervention graphs for remote clients\n"
                "  (API keys: loom-server keys create NAME | list | revoke KEY_ID --data-dir DIR)"};
-  app.add_option("--models", models_file, "YAML or JSON: {models: [{key, path, device}]}")->required();
-  app.add_option("--data-dir", opt.data_dir, "job records, results and secrets live here")->required();
+  std::string redis_url, blob_dir;
+  app.add_option("--models", models_file, "YAML or JSON: {models: [{key, path, device}]} (embedded)");
+  app.add_option("--data-dir", opt.data_dir, "job records, results and secrets live here (embedded)");
+  app.add_option("--redis", redis_url,
+                 "scale-out: job records, queues and events in this Redis (redis://HOST:PORT); models come from "
+                 "the loom-workers' registrations");
+  app.add_option("--blob-dir", blob_dir, "scale-out: the results directory the workers share");
   app.add_option("--listen", listen, "HOST:PORT for HTTP (port 0 picks a free port)");
   app.add_option("--inline-max", opt.inline_max, "results up to this many compressed bytes ride in the COMPLETED event");
   app.add_option("--url-lifetime", url_lifetime_s, "seconds a presigned result URL stays valid");
@@ -166,24 +175,51 @@ int main(int argc, char** argv) {
     (void)::setrlimit(RLIMIT_NOFILE, &fds);
   }
 
+  std::unique_ptr<loom::server::JobStore> store;
+  loom::server::JobService::RunnerFactory runner;
+  std::vector<loom::server::ModelSpec> models;
   std::error_code ec;
-  std::filesystem::create_directories(opt.data_dir, ec);
-  if (ec) return fail("cannot create " + opt.data_dir + ": " + ec.message());
-  auto models = loom::server::load_models_config(models_file);
-  if (!models.ok()) return fail(models.status().message());
-  auto presign = secret_file(opt.data_dir, "server.secret");
-  auto webhook = secret_file(opt.data_dir, "webhook.secret");
-  if (!presign.ok() || !webhook.ok()) return fail((presign.ok() ? webhook.status() : presign.status()).message());
-  opt.presign_secret = *presign;
-  opt.webhook_secret = *webhook;
-  auto store = loom::server::SqliteJobStore::open(opt.data_dir + "/loom.db", opt.fsync);
-  if (!store.ok()) return fail(store.status().message());
+  if (redis_url.empty()) {
+    if (models_file.empty() || opt.data_dir.empty()) return fail("give --models and --data-dir (or --redis and --blob-dir)");
+    if (!blob_dir.empty()) return fail("--blob-dir goes with --redis (embedded results live under --data-dir)");
+    std::filesystem::create_directories(opt.data_dir, ec);
+    if (ec) return fail("cannot create " + opt.data_dir + ": " + ec.message());
+    auto m = loom::server::load_models_config(models_file);
+    if (!m.ok()) return fail(m.status().message());
+    models = std::move(m).value();
+    auto presign = secret_file(opt.data_dir, "server.secret");
+    auto webhook = secret_file(opt.data_dir, "webhook.secret");
+    if (!presign.ok() || !webhook.ok()) return fail((presign.ok() ? webhook.status() : presign.status()).message());
+    opt.presign_secret = *presign;
+    opt.webhook_secret = *webhook;
+    auto sqlite = loom::server::SqliteJobStore::open(opt.data_dir + "/loom.db", opt.fsync);
+    if (!sqlite.ok()) return fail(sqlite.status().message());
+    store = std::move(sqlite).value();
+  } else {
+    if (!models_file.empty()) return fail("--models: a server with --redis loads no models; loom-workers register them");
+    if (blob_dir.empty()) return fail("--redis needs --blob-dir, the results directory the workers share");
+    opt.data_dir = blob_dir;
+    auto redis = loom::server::Redis::open(redis_url);
+    if (!redis.ok()) return fail(redis.status().message());
+    loom::server::RedisNames names;
+    auto presign = loom::server::shared_secret(**redis, names, "presign");
+    auto webhook = loom::server::shared_secret(**redis, names, "webhook");
+    if (!presign.ok() || !webhook.ok()) return fail((presign.ok() ? webhook.status() : presign.status()).message());
+    opt.presign_secret = *presign;
+    opt.webhook_secret = *webhook;
+    auto* redis_store = new loom::server::RedisJobStore(*redis, names.prefix);
+    store.reset(redis_store);
+    runner = [redis_store](const loom::server::ServerOptions& o, loom::server::JobStore&, loom::server::JobBlobs& b,
+                           loom::server::Delivery& d) -> std::unique_ptr<loom::server::JobRunner> {
+      return std::make_unique<loom::server::RedisDispatch>(o, *redis_store, b, d);
+    };
+  }
   auto blobs = loom::server::BlobStore::open(opt.data_dir, opt.fsync);
   if (!blobs.ok()) return fail(blobs.status().message());
 
   loom::server::Metrics metrics;
-  loom::server::JobService service(opt, **store, *blobs, metrics);
-  loom::Status started = service.start(*models);
+  loom::server::JobService service(opt, *store, *blobs, metrics, runner);
+  loom::Status started = service.start(models);
   if (!started.ok()) return fail(started.message());
 
   boost::asio::io_context io;

@@ -1,6 +1,5 @@
 #include "server/sqlite_job_store.h"
 
-#include <openssl/rand.h>
 #include <sqlite3.h>
 
 #include <chrono>
@@ -74,38 +73,6 @@ int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-std::string hex(const unsigned char* bytes, size_t n) {
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  out.reserve(2 * n);
-  for (size_t i = 0; i < n; ++i) {
-    out.push_back(kHex[bytes[i] >> 4]);
-    out.push_back(kHex[bytes[i] & 15]);
-  }
-  return out;
-}
-
-bool is_json_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-
-// `{"seq":N,...}` from `{...}`, or INVALID_ARGUMENT. The members are spliced,
-// not parsed: the text goes on the wire as the caller wrote it.
-Result<std::string> splice_seq(const std::string& json, uint64_t seq) {
-  size_t first = 0;
-  while (first < json.size() && is_json_space(json[first])) ++first;
-  size_t last = json.size();
-  while (last > first && is_json_space(json[last - 1])) --last;
-  if (first == last || json[first] != '{' || last - first < 2 || json[last - 1] != '}') {
-    return invalid_argument("event must be a JSON object text '{...}', got '" + json.substr(0, 80) + "'");
-  }
-  std::string inner = json.substr(first + 1, last - first - 2);
-  bool empty = true;
-  for (char c : inner) empty = empty && is_json_space(c);
-  std::string out = "{\"seq\":" + std::to_string(seq);
-  if (!empty) out += "," + inner;
-  out += "}";
-  return out;
 }
 
 }  // namespace
@@ -713,11 +680,7 @@ Result<std::vector<JobEvent>> SqliteJobStore::events_after(const std::string& jo
 // ---- API keys ----
 
 Result<std::string> SqliteJobStore::create_key(const std::string& name) {
-  unsigned char bytes[32];
-  if (RAND_bytes(bytes, sizeof bytes) != 1) {
-    return internal_error("cannot create API key '" + name + "': OpenSSL RAND_bytes failed");
-  }
-  std::string key = "loom_" + hex(bytes, sizeof bytes);
+  LOOM_ASSIGN_OR_RETURN(std::string key, new_api_key(name));
   std::string hash = sha256_hex(key);
   std::lock_guard<std::mutex> lock(mu_);
   LOOM_ASSIGN_OR_RETURN(Statement st, prepare("INSERT INTO keys (key_id, name, key_sha256, created_ms) "

@@ -103,7 +103,9 @@ TEST_F(RemoteGenerateTest, RemoteTokensAndStepSavesEqualLocalAndTokenEventsComeI
     ASSERT_EQ(events[k].tokens.size(), 2u);
     EXPECT_EQ(events[k].tokens[0], tokens[0][8 + k].item<int64_t>());
     EXPECT_EQ(events[k].tokens[1], tokens[1][8 + k].item<int64_t>());
-    if (k > 0) EXPECT_GE(events[k].elapsed_ms, events[k - 1].elapsed_ms);
+    if (k > 0) {
+      EXPECT_GE(events[k].elapsed_ms, events[k - 1].elapsed_ms);
+    }
   }
 }
 

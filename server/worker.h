@@ -1,0 +1,93 @@
+// Worker: the body of loom-worker. It loads its models and keeps them warm,
+// registers them (with their module trees) in Redis, and runs the jobs of
+// their queues with the embedded server's Execution: one executor per
+// device, the same events, limits, STREAM round trips and results. What
+// differs is where jobs come from and where what they make goes:
+//   - a puller per model takes one job at a time from the model's stream
+//     (XREADGROUP, group "workers") when the model's executor is idle, so
+//     queued jobs wait in Redis for whichever worker is free;
+//   - events are stored in Redis and published to the servers; results go
+//     to the shared blob directory (large) or Redis (small);
+//   - the entry is acknowledged (XACK) once the job has ended.
+// Leases: a worker renews the stream entries it holds every lease/3 and its
+// heartbeat key (alive:NAME, TTL = lease). Entries idle for a lease belong
+// to a worker that died: a live worker claims them (XAUTOCLAIM) and runs
+// them again. A job that was running when kMaxDeaths workers died ends in
+// ERROR instead: it may be what kills them (the poison guard, cluster-wide).
+// Thread safety: start/stop from one thread; the rest runs on its threads.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "server/blob_store.h"
+#include "server/delivery.h"
+#include "server/execution.h"
+#include "server/job_blobs.h"
+#include "server/metrics.h"
+#include "server/redis_bus.h"
+#include "server/redis_job_store.h"
+#include "server/server_options.h"
+
+namespace loom::server {
+
+struct WorkerOptions {
+  std::string name;  // unique in the cluster; "" = HOSTNAME-PID
+  std::vector<ModelSpec> models;
+  std::chrono::milliseconds lease{30000};
+  ServerOptions server;  // limits, inline_max, webhook settings, as a server's
+};
+
+class Worker {
+ public:
+  static constexpr int64_t kMaxDeaths = 2;
+
+  Worker(WorkerOptions options, std::shared_ptr<Redis> redis, BlobStore blobs);
+  ~Worker();
+
+  // Loads the models, registers them and starts taking jobs.
+  Status start();
+  // Stops taking jobs, lets the running ones finish within the drain
+  // deadline, and unregisters (entries not acknowledged stay for others).
+  void stop();
+  const std::string& name() const { return options_.name; }
+
+ private:
+  struct Held {
+    std::string stream;
+    std::string entry;
+  };
+  void pull_loop(const std::string& model);
+  void keeper_loop();
+  // A stream entry this worker now holds; `reclaimed` when it was a dead worker's.
+  void take(const std::string& model, const std::string& entry, const std::string& job_id, bool reclaimed);
+  void done(const std::string& job_id);
+  Status register_models();
+
+  WorkerOptions options_;
+  std::shared_ptr<Redis> redis_;
+  RedisNames names_;
+  RedisJobStore store_;
+  BlobStore files_;
+  Metrics metrics_;
+  JobBlobs blobs_;
+  Delivery delivery_;
+  std::unique_ptr<Execution> execution_;
+  std::unique_ptr<RedisSubscriber> subscriber_;
+  const std::string origin_;
+
+  std::mutex mu_;  // guards held_
+  std::map<std::string, Held> held_;  // job id -> its stream entry
+  std::atomic<bool> stop_{false};         // no more pulls or claims
+  std::atomic<bool> keeper_stop_{false};  // no more renewals (after the drain)
+  std::vector<std::thread> pullers_;
+  std::thread keeper_;
+};
+
+}  // namespace loom::server
