@@ -298,7 +298,10 @@ Result<std::vector<JobEvent>> RedisJobStore::events_after(const std::string& job
 }
 
 Status RedisJobStore::put_webhook(const PendingWebhook& hook) {
-  json j = {{"job_id", hook.job_id}, {"url", hook.url}, {"body", hook.body}, {"attempts", hook.attempts}};
+  // `n` keeps the order they were recorded in (a hash has none of its own).
+  LOOM_ASSIGN_OR_RETURN(RedisReply n, redis_->run({"INCR", prefix_ + "webhooks:n"}));
+  json j = {{"job_id", hook.job_id}, {"url", hook.url}, {"body", hook.body}, {"attempts", hook.attempts},
+            {"n", n.as_int()}};
   return redis_->run({"HSET", prefix_ + "webhooks", hook.event_id,
                       j.dump(-1, ' ', false, json::error_handler_t::replace)})
       .status();
@@ -322,18 +325,22 @@ Status RedisJobStore::delete_webhook(const std::string& event_id) {
 
 Result<std::vector<PendingWebhook>> RedisJobStore::pending_webhooks() {
   LOOM_ASSIGN_OR_RETURN(RedisReply r, redis_->run({"HGETALL", prefix_ + "webhooks"}));
-  std::vector<PendingWebhook> out;
+  std::vector<std::pair<int64_t, PendingWebhook>> found;
   for (auto& [event_id, v] : reply_pairs(r)) {
     json j = json::parse(v, nullptr, /*allow_exceptions=*/false);
-    if (!j.is_object()) continue;
+    if (!j.is_object() || !j["n"].is_number_integer() || !j["attempts"].is_number_integer()) continue;
     PendingWebhook h;
     h.event_id = event_id;
-    h.job_id = j.value("job_id", "");
-    h.url = j.value("url", "");
-    h.body = j.value("body", "");
-    h.attempts = j.value("attempts", 0);
-    out.push_back(std::move(h));
+    auto text = [&j](const char* k) { return j[k].is_string() ? j[k].get<std::string>() : std::string(); };
+    h.job_id = text("job_id");
+    h.url = text("url");
+    h.body = text("body");
+    h.attempts = j["attempts"].get<int>();
+    found.emplace_back(j["n"].get<int64_t>(), std::move(h));
   }
+  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<PendingWebhook> out;
+  for (auto& f : found) out.push_back(std::move(f.second));
   return out;
 }
 

@@ -1,4 +1,7 @@
-// SqliteJobStore against real SQLite files in a temporary directory.
+// The JobStore contract, run against both stores: SqliteJobStore on real
+// SQLite files in a temporary directory, RedisJobStore on a real
+// redis-server (a child process with AOF; "reopen" restarts it with kill -9).
+// Then what only one of them promises.
 #include "server/job_store.h"
 
 #include <gtest/gtest.h>
@@ -11,7 +14,9 @@
 #include <thread>
 
 #include "graph/sha256.h"
+#include "server/redis_job_store.h"
 #include "server/sqlite_job_store.h"
+#include "tests/server/redis_process.h"
 #include "tests/server/temp_dir.h"
 
 namespace loom::server {
@@ -19,6 +24,12 @@ namespace {
 
 using loom::testing::read_file_bytes;
 using loom::testing::ServerTempDir;
+
+#define EXPECT_OK_STATUS(expr)                           \
+  do {                                                   \
+    const auto& loom_s_ = (expr);                        \
+    EXPECT_TRUE(loom_s_.ok()) << loom_s_.to_string();    \
+  } while (0)
 
 #define ASSERT_OK(expr)                                  \
   do {                                                   \
@@ -86,6 +97,57 @@ class SqliteJobStoreTest : public ::testing::Test {
   std::unique_ptr<SqliteJobStore> store_;
 };
 
+// The same tests on either store. One redis-server serves the whole suite;
+// each test has its own key prefix, so they never see each other's keys.
+class JobStoreContract : public ::testing::TestWithParam<std::string> {
+ protected:
+  static void TearDownTestSuite() {
+    delete redis_;
+    redis_ = nullptr;
+    delete redis_dir_;
+    redis_dir_ = nullptr;
+  }
+  void SetUp() override {
+    static int n = 0;
+    prefix_ = "t" + std::to_string(++n) + ":";
+    if (GetParam() == "redis" && redis_ == nullptr) {
+      redis_dir_ = new ServerTempDir;
+      redis_ = new loom::testing::RedisProcess(redis_dir_->path());
+    }
+    open();
+  }
+  void open() {
+    store_.reset();
+    if (GetParam() == "sqlite") {
+      auto s = SqliteJobStore::open(dir_.file("loom.db"));
+      ASSERT_TRUE(s.ok()) << s.status().to_string();
+      store_ = std::move(s).value();
+      return;
+    }
+    auto r = Redis::open(redis_->url());
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+    store_ = std::make_unique<RedisJobStore>(std::move(r).value(), prefix_);
+  }
+  // A server restart: the SQLite file is opened again; Redis is killed
+  // (-9) and started again from its AOF.
+  void reopen() {
+    store_.reset();
+    if (GetParam() == "redis") redis_->restart(/*hard=*/true);
+    open();
+  }
+
+  static ServerTempDir* redis_dir_;
+  static loom::testing::RedisProcess* redis_;
+  ServerTempDir dir_;
+  std::string prefix_;
+  std::unique_ptr<JobStore> store_;
+};
+ServerTempDir* JobStoreContract::redis_dir_ = nullptr;
+loom::testing::RedisProcess* JobStoreContract::redis_ = nullptr;
+
+INSTANTIATE_TEST_SUITE_P(Stores, JobStoreContract, ::testing::Values("sqlite", "redis"),
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
+
 // Job state names are the wire's (transport/wire.h): tests/transport/wire_test.cc.
 
 TEST(NewJobId, Is32LowercaseHexAndUnique) {
@@ -107,7 +169,7 @@ TEST_F(SqliteJobStoreTest, OpenUsesWalMode) {
   EXPECT_TRUE(std::filesystem::exists(db_path() + "-wal"));
 }
 
-TEST_F(SqliteJobStoreTest, CreateGetUpdateRoundTripEveryField) {
+TEST_P(JobStoreContract, CreateGetUpdateRoundTripEveryField) {
   JobRecord j;
   j.id = "0123456789abcdef0123456789abcdef";
   j.owner = "ownerkey0001";
@@ -143,7 +205,7 @@ TEST_F(SqliteJobStoreTest, CreateGetUpdateRoundTripEveryField) {
   expect_same(unwrap(store_->get(j.id)), j);
 }
 
-TEST_F(SqliteJobStoreTest, CreateRejectsDuplicateId) {
+TEST_P(JobStoreContract, CreateRejectsDuplicateId) {
   ASSERT_OK(store_->create(make_job("ab", "k1", 10)));
   JobRecord other = make_job("ab", "k2", 20);
   Status s = store_->create(other);
@@ -152,7 +214,7 @@ TEST_F(SqliteJobStoreTest, CreateRejectsDuplicateId) {
   EXPECT_EQ(unwrap(store_->get("ab")).owner, "k1");  // the first one is untouched
 }
 
-TEST_F(SqliteJobStoreTest, MissingJobIsNotFound) {
+TEST_P(JobStoreContract, MissingJobIsNotFound) {
   EXPECT_EQ(store_->get("ff").status().code(), StatusCode::kNotFound);
   EXPECT_EQ(store_->update(make_job("ff", "k1", 1)).code(), StatusCode::kNotFound);
   EXPECT_EQ(store_->remove("ff").code(), StatusCode::kNotFound);
@@ -160,7 +222,7 @@ TEST_F(SqliteJobStoreTest, MissingJobIsNotFound) {
   EXPECT_TRUE(unwrap(store_->events_after("ff", 0)).empty());
 }
 
-TEST_F(SqliteJobStoreTest, ListByOwnerIsNewestFirstLimitedAndPerOwner) {
+TEST_P(JobStoreContract, ListByOwnerIsNewestFirstLimitedAndPerOwner) {
   ASSERT_OK(store_->create(make_job("a1", "alice", 100)));
   ASSERT_OK(store_->create(make_job("b1", "bob", 150)));
   ASSERT_OK(store_->create(make_job("a3", "alice", 300)));
@@ -174,7 +236,7 @@ TEST_F(SqliteJobStoreTest, ListByOwnerIsNewestFirstLimitedAndPerOwner) {
   EXPECT_TRUE(unwrap(store_->list_by_owner("alice", 0)).empty());
 }
 
-TEST_F(SqliteJobStoreTest, ListByStateIsOldestFirstAcrossStates) {
+TEST_P(JobStoreContract, ListByStateIsOldestFirstAcrossStates) {
   ASSERT_OK(store_->create(make_job("c1", "k", 30, JobState::kRunning)));
   ASSERT_OK(store_->create(make_job("c2", "k", 10, JobState::kQueued)));
   ASSERT_OK(store_->create(make_job("c3", "k", 20, JobState::kCompleted)));
@@ -187,7 +249,7 @@ TEST_F(SqliteJobStoreTest, ListByStateIsOldestFirstAcrossStates) {
   EXPECT_TRUE(unwrap(store_->list_by_state({})).empty());
 }
 
-TEST_F(SqliteJobStoreTest, FindCompletedPicksNewestCompletedWithThatIdentity) {
+TEST_P(JobStoreContract, FindCompletedPicksNewestCompletedWithThatIdentity) {
   auto with = [](JobRecord j, const std::string& identity, int64_t updated_ms) {
     j.identity = identity;
     j.updated_ms = updated_ms;
@@ -216,7 +278,7 @@ TEST_F(SqliteJobStoreTest, FindCompletedPicksNewestCompletedWithThatIdentity) {
   EXPECT_EQ(unwrap(store_->find_completed("same"))->id, "d3");
 }
 
-TEST_F(SqliteJobStoreTest, FindByRequestIdIsPerOwner) {
+TEST_P(JobStoreContract, FindByRequestIdIsPerOwner) {
   JobRecord a = make_job("e1", "alice", 10);
   a.request_id = "retry-1";
   JobRecord b = make_job("e2", "bob", 20);
@@ -236,7 +298,7 @@ TEST_F(SqliteJobStoreTest, FindByRequestIdIsPerOwner) {
   EXPECT_FALSE(unwrap(store_->find_by_request_id("alice", "")).has_value());
 }
 
-TEST_F(SqliteJobStoreTest, ListExpiredReturnsTerminalJobsUpdatedBeforeTheCutoff) {
+TEST_P(JobStoreContract, ListExpiredReturnsTerminalJobsUpdatedBeforeTheCutoff) {
   auto updated = [](JobRecord j, int64_t ms) {
     j.updated_ms = ms;
     return j;
@@ -252,7 +314,7 @@ TEST_F(SqliteJobStoreTest, ListExpiredReturnsTerminalJobsUpdatedBeforeTheCutoff)
   EXPECT_TRUE(unwrap(store_->list_expired(50)).empty());
 }
 
-TEST_F(SqliteJobStoreTest, RemoveDeletesTheJobAndItsEventsOnly) {
+TEST_P(JobStoreContract, RemoveDeletesTheJobAndItsEventsOnly) {
   ASSERT_OK(store_->create(make_job("a0", "k", 1)));
   ASSERT_OK(store_->create(make_job("b0", "k", 2)));
   for (int i = 0; i < 3; ++i) {
@@ -270,7 +332,7 @@ TEST_F(SqliteJobStoreTest, RemoveDeletesTheJobAndItsEventsOnly) {
   EXPECT_EQ(unwrap(store_->append_event("a0", R"({"type":"STATUS"})")).seq, 1u);
 }
 
-TEST_F(SqliteJobStoreTest, AppendEventAssignsSeqAndStoresItFirst) {
+TEST_P(JobStoreContract, AppendEventAssignsSeqAndStoresItFirst) {
   ASSERT_OK(store_->create(make_job("c0", "k", 1)));
   JobEvent e1 = unwrap(store_->append_event("c0", R"({"type":"STATUS","state":"QUEUED"})"));
   JobEvent e2 = unwrap(store_->append_event("c0", " \n{ \"type\": \"LOG\", \"text\": \"{}\" }\n"));
@@ -294,7 +356,7 @@ TEST_F(SqliteJobStoreTest, AppendEventAssignsSeqAndStoresItFirst) {
   EXPECT_EQ(stored[2].json, e3.json);
 }
 
-TEST_F(SqliteJobStoreTest, AppendEventRejectsTextThatIsNotAnObject) {
+TEST_P(JobStoreContract, AppendEventRejectsTextThatIsNotAnObject) {
   ASSERT_OK(store_->create(make_job("c1", "k", 1)));
   for (const char* bad : {"", "   ", "[1,2]", "\"x\"", "{", "}", "x{}", "{\"a\":1", "{} x"}) {
     EXPECT_EQ(store_->append_event("c1", bad).status().code(), StatusCode::kInvalidArgument) << "'" << bad << "'";
@@ -303,7 +365,7 @@ TEST_F(SqliteJobStoreTest, AppendEventRejectsTextThatIsNotAnObject) {
   EXPECT_EQ(unwrap(store_->append_event("c1", "{\"ok\":true}")).seq, 1u);
 }
 
-TEST_F(SqliteJobStoreTest, EventsAfterReturnsOnlyLaterEventsInOrder) {
+TEST_P(JobStoreContract, EventsAfterReturnsOnlyLaterEventsInOrder) {
   ASSERT_OK(store_->create(make_job("d0", "k", 1)));
   ASSERT_OK(store_->create(make_job("d1", "k", 1)));
   for (int i = 1; i <= 5; ++i) {
@@ -328,7 +390,7 @@ void expect_dense(const std::vector<JobEvent>& events, size_t n) {
   }
 }
 
-TEST_F(SqliteJobStoreTest, ConcurrentAppendsGetDenseUniqueSeqs) {
+TEST_P(JobStoreContract, ConcurrentAppendsGetDenseUniqueSeqs) {
   ASSERT_OK(store_->create(make_job("e0", "k", 1)));
   constexpr int kThreads = 4, kPerThread = 200;
   std::vector<std::vector<uint64_t>> got(kThreads);
@@ -381,7 +443,7 @@ TEST_F(SqliteJobStoreTest, TwoConnectionsOnOneFileStillGetDenseSeqs) {
   expect_dense(unwrap(store_->events_after("e1", 0)), 2 * kPerThread);
 }
 
-TEST_F(SqliteJobStoreTest, ReopeningTheFileKeepsJobsEventsAndKeys) {
+TEST_P(JobStoreContract, ReopeningTheFileKeepsJobsEventsAndKeys) {
   JobRecord j = make_job("f0", "owner1", 42, JobState::kCompleted);
   j.identity = "ident";
   j.request_id = "r1";
@@ -406,7 +468,7 @@ TEST_F(SqliteJobStoreTest, ReopeningTheFileKeepsJobsEventsAndKeys) {
   EXPECT_EQ(found->name, "ci");
 }
 
-TEST_F(SqliteJobStoreTest, CreatedKeyIsFoundAndWrongKeysAreNot) {
+TEST_P(JobStoreContract, CreatedKeyIsFoundAndWrongKeysAreNot) {
   int64_t before = std::chrono::duration_cast<std::chrono::milliseconds>(
                        std::chrono::system_clock::now().time_since_epoch())
                        .count();
@@ -475,7 +537,7 @@ TEST(SqliteJobStoreOpen, FailsCleanlyInAMissingDirectory) {
 namespace loom::server {
 namespace {
 
-TEST_F(SqliteJobStoreTest, SmallBlobsRoundTripSurviveReopenAndGoWithTheirJob) {
+TEST_P(JobStoreContract, SmallBlobsRoundTripSurviveReopenAndGoWithTheirJob) {
   JobRecord job;
   job.id = new_job_id();
   job.owner = "k";
@@ -498,7 +560,7 @@ TEST_F(SqliteJobStoreTest, SmallBlobsRoundTripSurviveReopenAndGoWithTheirJob) {
   EXPECT_FALSE(store_->get_blob(0, job.id).value().has_value());
 }
 
-TEST_F(SqliteJobStoreTest, UpdateAndAppendStoreTheStateAndItsEventTogether) {
+TEST_P(JobStoreContract, UpdateAndAppendStoreTheStateAndItsEventTogether) {
   JobRecord job;
   job.id = new_job_id();
   job.owner = "k";
@@ -539,7 +601,7 @@ TEST_F(SqliteJobStoreTest, TheWalIsCheckpointedIntoTheDatabaseFileInTheBackgroun
   EXPECT_EQ(store_->get_blob(1, job.id + "127").value()->size(), 64u << 10);
 }
 
-TEST_F(SqliteJobStoreTest, PendingWebhooksSurviveReopenUntilDeleted) {
+TEST_P(JobStoreContract, PendingWebhooksSurviveReopenUntilDeleted) {
   ASSERT_TRUE(store_->put_webhook({"j1:COMPLETED", "j1", "http://h/a", "{\"a\":1}", 0}).ok());
   ASSERT_TRUE(store_->put_webhook({"j2:ERROR", "j2", "http://h/b", "{}", 0}).ok());
   ASSERT_TRUE(store_->set_webhook_attempts("j1:COMPLETED", 3).ok());
@@ -555,7 +617,7 @@ TEST_F(SqliteJobStoreTest, PendingWebhooksSurviveReopenUntilDeleted) {
   EXPECT_EQ(store_->pending_webhooks().value()[0].url, "http://h/b");
 }
 
-TEST_F(SqliteJobStoreTest, CopyBlobGivesAnotherIdTheBytesAndSaysWhenThereAreNone) {
+TEST_P(JobStoreContract, CopyBlobGivesAnotherIdTheBytesAndSaysWhenThereAreNone) {
   ASSERT_TRUE(store_->put_blob(1, "aa", std::string(1000, 'x')).ok());
   auto copied = store_->copy_blob(1, "aa", "bb");
   ASSERT_TRUE(copied.ok()) << copied.status().to_string();
@@ -564,6 +626,99 @@ TEST_F(SqliteJobStoreTest, CopyBlobGivesAnotherIdTheBytesAndSaysWhenThereAreNone
   EXPECT_FALSE(store_->copy_blob(0, "aa", "cc").value()) << "kind 0 has no blob \"aa\"";
   EXPECT_FALSE(store_->get_blob(0, "cc").value().has_value());
   EXPECT_FALSE(store_->copy_blob(1, "missing", "dd").value());
+}
+
+// What only the Redis store promises: a job that ended is never written
+// again, so a job two workers ran (after a reclaim) keeps one end.
+class RedisJobStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    redis_ = std::make_unique<loom::testing::RedisProcess>(dir_.path());
+    auto r = Redis::open(redis_->url());
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+    redis_client_ = *r;
+    store_ = std::make_unique<RedisJobStore>(redis_client_);
+  }
+  ServerTempDir dir_;
+  std::unique_ptr<loom::testing::RedisProcess> redis_;
+  std::shared_ptr<Redis> redis_client_;
+  std::unique_ptr<RedisJobStore> store_;
+};
+
+TEST_F(RedisJobStoreTest, AnEndedJobKeepsItsOneEndAndItsResult) {
+  JobRecord job = make_job(new_job_id(), "k", 5, JobState::kRunning);
+  ASSERT_OK(store_->create(job));
+  job.state = JobState::kCompleted;
+  job.result_sha256 = std::string(64, 'a');
+  ASSERT_OK(store_->update_and_append(job, R"({"type":"COMPLETED"})").status());
+  // The second run's end, whatever it is, is refused and leaves no event.
+  JobRecord again = job;
+  again.result_sha256 = std::string(64, 'b');
+  auto second = store_->update_and_append(again, R"({"type":"COMPLETED"})");
+  EXPECT_EQ(second.status().code(), StatusCode::kFailedPrecondition) << second.status().to_string();
+  again.state = JobState::kError;
+  EXPECT_EQ(store_->update(again).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->get(job.id).value().result_sha256, std::string(64, 'a'));
+  EXPECT_EQ(store_->get(job.id).value().state, JobState::kCompleted);
+  EXPECT_EQ(store_->events_after(job.id, 0).value().size(), 1u);
+  // The same state may still be written (a late cancel request flag).
+  job.cancel_requested = true;
+  EXPECT_OK_STATUS(store_->update(job));
+  EXPECT_EQ(unwrap(store_->count_active("k")), 0u);
+}
+
+TEST_F(RedisJobStoreTest, DeathsAreCountedPerJob) {
+  JobRecord job = make_job(new_job_id(), "k", 5, JobState::kRunning);
+  ASSERT_OK(store_->create(job));
+  EXPECT_EQ(unwrap(store_->add_death(job.id)), 1);
+  EXPECT_EQ(unwrap(store_->add_death(job.id)), 2);
+}
+
+TEST_F(RedisJobStoreTest, BinaryAndInvalidUtf8FieldsRoundTripAndACorruptRecordIsAnError) {
+  JobRecord job = make_job(new_job_id(), "k", 5, JobState::kError);
+  job.error_message = std::string("bad \xff\xfe utf-8 \0 nul", 18);
+  job.request_id = "r\n1";
+  ASSERT_OK(store_->create(job));
+  expect_same(unwrap(store_->get(job.id)), job);
+  EXPECT_EQ(unwrap(store_->find_by_request_id("k", "r\n1"))->id, job.id);
+  // Someone wrote a state no loom knows: an error that says so, no crash.
+  ASSERT_TRUE(redis_client_->run({"HSET", "loom:job:" + job.id, "state", "BOGUS"}).ok());
+  auto got = store_->get(job.id);
+  EXPECT_EQ(got.status().code(), StatusCode::kInternal);
+  EXPECT_NE(got.status().message().find("unknown state"), std::string::npos) << got.status().message();
+}
+
+TEST_F(RedisJobStoreTest, AcknowledgedWritesSurviveKill9OfRedis) {
+  std::vector<std::string> made;
+  for (int i = 0; i < 50; ++i) {
+    JobRecord job = make_job(new_job_id(), "k", i, JobState::kQueued);
+    ASSERT_OK(store_->create(job));
+    ASSERT_OK(store_->append_event(job.id, R"({"type":"STATUS"})").status());
+    made.push_back(job.id);
+  }
+  redis_->restart(/*hard=*/true);
+  // The pool's connections broke; the next command reconnects.
+  for (const std::string& id : made) {
+    EXPECT_EQ(unwrap(store_->get(id)).state, JobState::kQueued);
+    EXPECT_EQ(store_->events_after(id, 0).value().size(), 1u);
+  }
+  EXPECT_EQ(unwrap(store_->count_active("k")), 50u);
+}
+
+TEST(RedisUrl, BadUrlsAreNamedAndAbsentServersAreUnavailable) {
+  EXPECT_EQ(parse_redis_url("http://x").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(parse_redis_url("redis://").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(parse_redis_url("redis://h:99999").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(parse_redis_url("redis://h:12/x").status().code(), StatusCode::kInvalidArgument);
+  auto a = parse_redis_url("redis://10.0.0.1:7000/3");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->host, "10.0.0.1");
+  EXPECT_EQ(a->port, 7000);
+  EXPECT_EQ(a->db, 3);
+  EXPECT_EQ(parse_redis_url("redis://h").value().port, 6379);
+  auto none = Redis::open("redis://127.0.0.1:" + std::to_string(loom::testing::free_port()));
+  EXPECT_EQ(none.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(none.status().message().find("cannot reach redis"), std::string::npos) << none.status().message();
 }
 
 }  // namespace
