@@ -447,7 +447,13 @@ void Execution::run_loaded(JobRecord& job, const transport::JobRequest& req, con
     return ask_client(id, ++stream_id, callback, value, stream_timeout, cancel);
   };
   if (lm->spec.test_forward_delay_ms > 0) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(lm->spec.test_forward_delay_ms));
+    // In slices, so a cancel lands as it would at a hook point.
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(lm->spec.test_forward_delay_ms);
+    while (std::chrono::steady_clock::now() < until && !cancel->load()) {
+      std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+          std::chrono::milliseconds(5), until - std::chrono::steady_clock::now()));
+    }
+    if (cancel->load()) return fail(cancelled("cancelled while running"));
   }
   Result<runtime::RunOutput> out = invalid_argument("not run");
   if (req.generation) {
