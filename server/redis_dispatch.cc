@@ -214,7 +214,21 @@ bool RedisDispatch::cancel(JobRecord& job) {
 Status RedisDispatch::stream_reply(const std::string& job_id, std::string_view frame, bool binary) {
   // Checked here, so a malformed reply is REJECTED to its sender; the
   // worker running the job decodes it again.
-  LOOM_RETURN_IF_ERROR(transport::decode_stream_reply(frame, binary, options_.max_ws_frame_bytes).status());
+  LOOM_ASSIGN_OR_RETURN(transport::StreamReply reply,
+                        transport::decode_stream_reply(frame, binary, options_.max_ws_frame_bytes));
+  // The request the worker posted says which stream id it waits for, so a
+  // stray reply is answered here as the embedded broker would answer it.
+  std::optional<std::string> pending = pending_stream(job_id);
+  if (!pending) return failed_precondition("job " + job_id + " has no stream request waiting for a reply");
+  auto head = transport::split_binary_frame(*pending);
+  if (head.ok() && head->first["stream_id"].is_number_unsigned()) {
+    const uint64_t waiting = head->first["stream_id"].get<uint64_t>();
+    if (reply.stream_id < waiting) return Status();  // a resend after reattaching: already taken
+    if (reply.stream_id != waiting) {
+      return failed_precondition("stream id " + std::to_string(reply.stream_id) + " is unknown: job " + job_id +
+                                 " waits for stream id " + std::to_string(waiting));
+    }
+  }
   std::string message = job_id + "\n" + (binary ? "b" : "t") + "\n";
   message.append(frame.data(), frame.size());
   return redis_->run({"PUBLISH", names_.stream_replies_channel(), message}).status();

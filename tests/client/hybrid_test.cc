@@ -18,7 +18,7 @@
 #include "runtime/gpt2_config.h"
 #include "runtime/model.h"
 #include "runtime/safetensors.h"
-#include "tests/client/remote_test_util.h"
+#include "tests/client/deployment.h"
 #include "transport/stream_frames.h"
 
 namespace loom::client {
@@ -40,11 +40,13 @@ at::Tensor zero_head(const at::Tensor& attn) {
 
 class HybridTest : public ::testing::Test {
  protected:
+  // Against a cluster, each test goes through the other server.
+  void SetUp() override { server_->next(); }
   static void SetUpTestSuite() {
     dir_ = new TempDir;
     ASSERT_TRUE(runtime::write_random_gpt2_checkpoint(dir_->file("tiny"), runtime::Gpt2Config::tiny(), 5).ok());
-    server_ = new ServerProcess({{"gpt2-tiny", dir_->file("tiny")}}, dir_->path(), {"--max-stream-bytes", "65536"});
-    key_ = new std::string(loom::testing::create_key("hybrid", server_->data_dir()));
+    server_ = new loom::testing::Deployment({{"gpt2-tiny", dir_->file("tiny")}}, dir_->path(), {"--max-stream-bytes", "65536"});
+    key_ = new std::string(server_->create_key("hybrid"));
     local_ = runtime::load_model(dir_->file("tiny")).value().release();
   }
   static void TearDownTestSuite() {
@@ -106,13 +108,13 @@ class HybridTest : public ::testing::Test {
   }
 
   static TempDir* dir_;
-  static ServerProcess* server_;
+  static loom::testing::Deployment* server_;
   static std::string* key_;
   static runtime::Model* local_;
 };
 
 TempDir* HybridTest::dir_ = nullptr;
-ServerProcess* HybridTest::server_ = nullptr;
+loom::testing::Deployment* HybridTest::server_ = nullptr;
 std::string* HybridTest::key_ = nullptr;
 runtime::Model* HybridTest::local_ = nullptr;
 

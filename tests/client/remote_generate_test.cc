@@ -13,7 +13,7 @@
 #include "runtime/llama_config.h"
 #include "runtime/model.h"
 #include "runtime/tensor_data.h"
-#include "tests/client/remote_test_util.h"
+#include "tests/client/deployment.h"
 
 namespace loom::client {
 namespace {
@@ -26,6 +26,8 @@ using namespace std::chrono_literals;
 
 class RemoteGenerateTest : public ::testing::Test {
  protected:
+  // Against a cluster, each test goes through the other server.
+  void SetUp() override { server_->next(); }
   static void SetUpTestSuite() {
     dir_ = new TempDir;
     runtime::LlamaConfig c = runtime::LlamaConfig::tiny();
@@ -39,9 +41,9 @@ class RemoteGenerateTest : public ::testing::Test {
     slow.num_key_value_heads = 2;
     slow.max_position_embeddings = 4096;
     ASSERT_TRUE(runtime::write_random_llama_checkpoint(dir_->file("slow"), slow, 42).ok());
-    server_ = new ServerProcess({{"llama-tiny", dir_->file("llama")}, {"llama-slow", dir_->file("slow")}}, dir_->path(),
+    server_ = new loom::testing::Deployment({{"llama-tiny", dir_->file("llama")}, {"llama-slow", dir_->file("slow")}}, dir_->path(),
                                 {"--max-token-ids-per-job", "40"});
-    key_ = new std::string(loom::testing::create_key("tester", server_->data_dir()));
+    key_ = new std::string(server_->create_key("tester"));
   }
   static void TearDownTestSuite() {
     delete key_;
@@ -64,11 +66,11 @@ class RemoteGenerateTest : public ::testing::Test {
     return ro;
   }
   static TempDir* dir_;
-  static ServerProcess* server_;
+  static loom::testing::Deployment* server_;
   static std::string* key_;
 };
 TempDir* RemoteGenerateTest::dir_ = nullptr;
-ServerProcess* RemoteGenerateTest::server_ = nullptr;
+loom::testing::Deployment* RemoteGenerateTest::server_ = nullptr;
 std::string* RemoteGenerateTest::key_ = nullptr;
 
 TEST_F(RemoteGenerateTest, RemoteTokensAndStepSavesEqualLocalAndTokenEventsComeInOrder) {

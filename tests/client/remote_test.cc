@@ -17,7 +17,7 @@
 #include "client/trace.h"
 #include "runtime/gpt2_config.h"
 #include "runtime/model.h"
-#include "tests/client/remote_test_util.h"
+#include "tests/client/deployment.h"
 
 namespace loom::client {
 namespace {
@@ -41,6 +41,8 @@ void expect_same_results(const runtime::TraceResult& a, const runtime::TraceResu
 // one ("gpt2-slow", ~1 s per job at the inputs below) for cancel and timeouts.
 class RemoteTest : public ::testing::Test {
  protected:
+  // Against a cluster, each test goes through the other server.
+  void SetUp() override { server_->next(); }
   static void SetUpTestSuite() {
     dir_ = new TempDir;
     runtime::Gpt2Config slow = runtime::Gpt2Config::tiny();
@@ -49,8 +51,8 @@ class RemoteTest : public ::testing::Test {
     slow.n_head = 4;
     ASSERT_TRUE(runtime::write_random_gpt2_checkpoint(dir_->file("tiny"), runtime::Gpt2Config::tiny(), 3).ok());
     ASSERT_TRUE(runtime::write_random_gpt2_checkpoint(dir_->file("slow"), slow, 4).ok());
-    server_ = new ServerProcess({{"gpt2-tiny", dir_->file("tiny")}, {"gpt2-slow", dir_->file("slow")}}, dir_->path());
-    key_ = new std::string(loom::testing::create_key("tester", server_->data_dir()));
+    server_ = new loom::testing::Deployment({{"gpt2-tiny", dir_->file("tiny")}, {"gpt2-slow", dir_->file("slow")}}, dir_->path());
+    key_ = new std::string(server_->create_key("tester"));
   }
   static void TearDownTestSuite() {
     delete key_;
@@ -92,12 +94,12 @@ class RemoteTest : public ::testing::Test {
   }
 
   static TempDir* dir_;
-  static ServerProcess* server_;
+  static loom::testing::Deployment* server_;
   static std::string* key_;
 };
 
 TempDir* RemoteTest::dir_ = nullptr;
-ServerProcess* RemoteTest::server_ = nullptr;
+loom::testing::Deployment* RemoteTest::server_ = nullptr;
 std::string* RemoteTest::key_ = nullptr;
 
 TEST_F(RemoteTest, SameTraceRunsLocallyAndRemotelyWithBitwiseIdenticalTensors) {
@@ -340,7 +342,7 @@ TEST_F(RemoteTest, KeysAreCheckedAndAnotherKeysJobIsNotFound) {
     EXPECT_NE(std::string(e.what()).find("loom-server keys create"), std::string::npos) << e.what();
   }
   ClientOptions other = options();
-  other.api_key = loom::testing::create_key("other", server_->data_dir());
+  other.api_key = server_->create_key("other");
   Client stranger(other);
   EXPECT_THROW(stranger.status(id), NotFoundError);
   EXPECT_THROW(stranger.cancel(id), NotFoundError);
