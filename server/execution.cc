@@ -180,11 +180,6 @@ std::optional<JobRunner::ModelView> Execution::find(const std::string& key) cons
   return v;
 }
 
-const runtime::Model* Execution::model(const std::string& key) const {
-  const LoadedModel* lm = find_model(key);
-  return lm == nullptr ? nullptr : lm->model.get();
-}
-
 std::vector<std::string> Execution::served_keys() const {
   std::vector<std::string> keys;
   for (const auto& [k, m] : models_) keys.push_back(k);

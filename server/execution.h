@@ -92,7 +92,6 @@ class Execution : public JobRunner {
   bool cancel_running(const std::string& job_id);
   // Queued plus running jobs on the executor of `key`'s device.
   size_t load_for(const std::string& key) const;
-  const runtime::Model* model(const std::string& key) const;
   std::vector<std::string> served_keys() const;
 
   Status stream_reply(const std::string& job_id, std::string_view frame, bool binary) override;
