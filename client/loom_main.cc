@@ -1,7 +1,7 @@
 // The `loom` command-line tool. The remote subcommands and tokenize run
 // here, without LibTorch (it costs ~0.3 s and ~150 MiB to load); trace,
-// generate, make-checkpoint and make-inputs run in `loom-trace`, installed
-// beside it.
+// generate, make-checkpoint and make-inputs run in `loom-trace`, and
+// `cluster` in `loom-cluster`, both installed beside it.
 #include <CLI/CLI.hpp>
 #include <unistd.h>
 
@@ -18,14 +18,15 @@ namespace {
 
 constexpr const char* kLocalCommands[] = {"trace", "generate", "make-checkpoint", "make-inputs"};
 
-// Replaces this process with loom-trace, same arguments.
-int run_loom_trace(char** argv) {
+// Replaces this process with `tool` (loom-trace or loom-cluster), installed
+// beside loom, same arguments.
+int run_beside(const char* tool, char** argv) {
   std::error_code ec;
   std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  std::string bin = (ec ? std::filesystem::path(argv[0]) : self).parent_path() / "loom-trace";
+  std::string bin = (ec ? std::filesystem::path(argv[0]) : self).parent_path() / tool;
   ::execv(bin.c_str(), argv);
-  std::cerr << "loom " << argv[1] << ": cannot run " << bin << ": " << std::strerror(errno)
-            << " (loom-trace is built and installed beside loom)\n";
+  std::cerr << "loom: cannot run " << bin << ": " << std::strerror(errno) << " (" << tool
+            << " is built and installed beside loom)\n";
   return 1;
 }
 
@@ -56,14 +57,17 @@ int run_tokenize(const std::string& dir, const std::string& text, bool json, boo
 int main(int argc, char** argv) {
   if (argc > 1) {
     for (const char* local : kLocalCommands) {
-      if (std::strcmp(argv[1], local) == 0) return run_loom_trace(argv);
+      if (std::strcmp(argv[1], local) == 0) return run_beside("loom-trace", argv);
     }
+    // The cluster commands are the server side's (Redis, Slurm): loom-cluster.
+    if (std::strcmp(argv[1], "cluster") == 0) return run_beside("loom-cluster", argv + 1);
   }
   CLI::App app{"loom: run intervention graphs on neural networks"};
   app.require_subcommand(1);
-  // Listed for --help; run by loom-trace (see run_loom_trace above).
+  // Listed for --help; run by loom-trace and loom-cluster (see run_beside above).
   app.add_subcommand("trace", "run a model with hook points saved (locally, or on a server with --remote)");
   app.add_subcommand("generate", "generate tokens with per-step saves and steering (locally or --remote)");
+  app.add_subcommand("cluster", "up|status|down: a scale-out cluster from a config file (Slurm or --launcher local)");
   app.add_subcommand("make-checkpoint", "write a seeded random GPT-2 or Llama checkpoint (tests, demos, benchmarks)");
 
   std::string tok_dir, tok_text;

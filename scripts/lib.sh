@@ -12,7 +12,7 @@ LOOM_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libssl-dev nlohmann-json3-dev libsqlite3-dev libcli11-dev libyaml-cpp-dev
   libpcre2-dev nodejs
-  libhiredis-dev redis-server
+  libhiredis-dev redis-server slurm-wlm munge
 )
 
 install_deps() {

@@ -4,9 +4,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
-#include <fstream>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -27,9 +27,13 @@ Result<std::vector<ModelSpec>> parse_models_config(const std::string& text, cons
     std::string k = kv.first.as<std::string>();
     if (k != "models") return invalid_argument("models config: unknown field \"" + k + "\" (expected \"models\")");
   }
-  YAML::Node models = root["models"];
+  return parse_model_list(root["models"], "models config: ", "models", base_dir);
+}
+
+Result<std::vector<ModelSpec>> parse_model_list(const YAML::Node& models, const std::string& prefix,
+                                                const std::string& path, const std::string& base_dir) {
   if (!models || !models.IsSequence() || models.size() == 0) {
-    return invalid_argument("models config: \"models\" must be a non-empty list");
+    return invalid_argument(prefix + "\"" + path + "\" must be a non-empty list");
   }
   static const std::regex kKey("[A-Za-z0-9._-]{1,128}");
   static const std::regex kDevice("cpu|cuda:[0-9]{1,2}");
@@ -37,12 +41,12 @@ Result<std::vector<ModelSpec>> parse_models_config(const std::string& text, cons
   std::set<std::string> keys;
   for (size_t i = 0; i < models.size(); ++i) {
     const YAML::Node& m = models[i];
-    std::string where = "models[" + std::to_string(i) + "]";
-    if (!m.IsMap()) return invalid_argument("models config: " + where + " must be a mapping");
+    std::string where = path + "[" + std::to_string(i) + "]";
+    if (!m.IsMap()) return invalid_argument(prefix + where + " must be a mapping");
     ModelSpec spec;
     for (const auto& kv : m) {
       std::string field = kv.first.as<std::string>();
-      if (!kv.second.IsScalar()) return invalid_argument("models config: " + where + "." + field + " must be a string");
+      if (!kv.second.IsScalar()) return invalid_argument(prefix + where + "." + field + " must be a string");
       std::string value = kv.second.as<std::string>();
       if (field == "key") {
         spec.key = value;
@@ -53,22 +57,22 @@ Result<std::vector<ModelSpec>> parse_models_config(const std::string& text, cons
       } else if (field == "test_forward_delay_ms") {
         static const std::regex kMs("[0-9]{1,5}");
         if (!std::regex_match(value, kMs)) {
-          return invalid_argument("models config: " + where + ".test_forward_delay_ms must be 0..99999");
+          return invalid_argument(prefix + where + ".test_forward_delay_ms must be 0..99999");
         }
         spec.test_forward_delay_ms = static_cast<uint32_t>(std::stoul(value));
       } else {
-        return invalid_argument("models config: " + where + ": unknown field \"" + field +
+        return invalid_argument(prefix + where + ": unknown field \"" + field +
                                 "\" (expected key, path, device, test_forward_delay_ms)");
       }
     }
     if (!std::regex_match(spec.key, kKey)) {
-      return invalid_argument("models config: " + where + ".key \"" + spec.key +
+      return invalid_argument(prefix + where + ".key \"" + spec.key +
                               "\" must be 1-128 characters of letters, digits, '.', '_', '-'");
     }
-    if (!keys.insert(spec.key).second) return invalid_argument("models config: " + where + ".key \"" + spec.key + "\" appears twice");
-    if (spec.path.empty()) return invalid_argument("models config: " + where + ".path is missing");
+    if (!keys.insert(spec.key).second) return invalid_argument(prefix + where + ".key \"" + spec.key + "\" appears twice");
+    if (spec.path.empty()) return invalid_argument(prefix + where + ".path is missing");
     if (!std::regex_match(spec.device, kDevice)) {
-      return invalid_argument("models config: " + where + ".device \"" + spec.device + "\" must be cpu or cuda:N");
+      return invalid_argument(prefix + where + ".device \"" + spec.device + "\" must be cpu or cuda:N");
     }
     if (spec.path[0] != '/' && !base_dir.empty()) spec.path = base_dir + "/" + spec.path;
     out.push_back(std::move(spec));
@@ -85,6 +89,16 @@ Result<std::vector<ModelSpec>> load_models_config(const std::string& path) {
   auto r = parse_models_config(ss.str(), base);
   if (!r.ok()) return r.status().with_context(path);
   return r;
+}
+
+std::string models_config_json(const std::vector<ModelSpec>& models) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const ModelSpec& m : models) {
+    nlohmann::json entry = {{"key", m.key}, {"path", m.path}, {"device", m.device}};
+    if (m.test_forward_delay_ms > 0) entry["test_forward_delay_ms"] = m.test_forward_delay_ms;
+    list.push_back(std::move(entry));
+  }
+  return nlohmann::json{{"models", list}}.dump(2) + "\n";
 }
 
 Result<std::string> model_revision(const std::string& path) {

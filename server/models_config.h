@@ -11,6 +11,10 @@
 
 #include "graph/status.h"
 
+namespace YAML {
+class Node;
+}
+
 namespace loom::server {
 
 struct ModelSpec {
@@ -25,6 +29,12 @@ struct ModelSpec {
 
 Result<std::vector<ModelSpec>> parse_models_config(const std::string& text, const std::string& base_dir = "");
 Result<std::vector<ModelSpec>> load_models_config(const std::string& path);
+// The list part, for files that embed one (the cluster config): errors read
+// `prefix` + `path`[i].field, e.g. "cluster config: cluster.workers[0].models[1].key ...".
+Result<std::vector<ModelSpec>> parse_model_list(const YAML::Node& models, const std::string& prefix,
+                                                const std::string& path, const std::string& base_dir);
+// `models` as a models config file (JSON) that parse_models_config reads back.
+std::string models_config_json(const std::vector<ModelSpec>& models);
 
 // The model's revision: SHA-256 (hex) over the relative names and contents of
 // the files at `path` (a directory, walked in name order, or one file). It
