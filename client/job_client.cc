@@ -164,6 +164,17 @@ JobClient::JobClient(ClientOptions options) : options_(std::move(options)) {
   if (options_.ca_file.empty()) {
     if (const char* f = std::getenv("LOOM_CA_FILE")) options_.ca_file = f;
   }
+  // LOOM_SUBMIT_WAIT_MS=0: follow every blocking run over the WebSocket, so
+  // the status line shows each state (QUEUED, LOADING, ...) even of short jobs.
+  if (const char* w = std::getenv("LOOM_SUBMIT_WAIT_MS")) {
+    char* end = nullptr;
+    const long ms = std::strtol(w, &end, 10);
+    if (end == w || *end != '\0' || ms < 0 || ms > 600000) {
+      throw ValidationError("LOOM_SUBMIT_WAIT_MS must be 0..600000 milliseconds, not \"" +
+                            std::string(w).substr(0, 40) + "\"");
+    }
+    options_.submit_wait = std::chrono::milliseconds(ms);
+  }
   transport::HttpClientOptions ho;
   ho.connect_timeout = options_.timeout;
   ho.io_timeout = options_.timeout;
@@ -433,7 +444,12 @@ JobStatus JobClient::follow(const std::string& job_id, const WaitOptions& option
           if (v.is_number_integer()) elapsed[k] = v.get<int64_t>();
         }
       }
-      display.on_state(last.state_name, last.queue_position, elapsed);
+      double progress = -1;
+      if (ev.contains("progress") && ev["progress"].is_number()) {
+        const double p = ev["progress"].get<double>();
+        if (p >= 0 && p <= 1) progress = p;
+      }
+      display.on_state(last.state_name, last.queue_position, elapsed, progress);
     } else if (type == transport::EventType::kLog) {
       std::string text = ev.value("text", ""), value = ev.value("value", "");
       display.on_log(text, value);

@@ -103,6 +103,7 @@ std::string StatusDisplay::state_label() const {
   // The server counts the jobs waiting ahead (0: this one runs next).
   if (queue_position_ == 0) s += " (next in line)";
   if (queue_position_ > 0) s += " (" + std::to_string(queue_position_) + " ahead)";
+  if (progress_ >= 0) s += " (model " + std::to_string(static_cast<int>(std::min(progress_, 1.0) * 100)) + "%)";
   if (tokens_ > 0) {
     char rate[32] = "";
     if (token_elapsed_ms_ > 0) {
@@ -163,9 +164,9 @@ void StatusDisplay::draw_live() {
 }
 
 void StatusDisplay::on_state(const std::string& state, int64_t queue_position,
-                             const std::map<std::string, int64_t>& server_elapsed_ms) {
+                             const std::map<std::string, int64_t>& server_elapsed_ms, double progress) {
   const bool new_state = state != state_;
-  const bool moved = !new_state && queue_position != queue_position_;
+  const bool moved = !new_state && (queue_position != queue_position_ || progress != progress_);
   std::string previous_state, previous_label;
   int64_t previous_ms = -1;
   if (new_state && !state_.empty()) {
@@ -179,6 +180,7 @@ void StatusDisplay::on_state(const std::string& state, int64_t queue_position,
     state_started_ = now_();
   }
   queue_position_ = queue_position;
+  progress_ = progress;
 
   // The server's clock knows the states this process did not watch.
   for (const auto& [s, ms] : server_elapsed_ms) {

@@ -48,8 +48,9 @@ class StatusDisplay {
   void set_job(const std::string& job_id);
   // A state reached (from a STATUS event or a polled snapshot). queue_position:
   // jobs waiting ahead (0: next in line), < 0: none. server_elapsed_ms: the event's "elapsed_ms" ({state: ms}), if any.
+  // progress: while LOADING, the fraction of the model loaded (0..1); < 0: none.
   void on_state(const std::string& state, int64_t queue_position = -1,
-                const std::map<std::string, int64_t>& server_elapsed_ms = {});
+                const std::map<std::string, int64_t>& server_elapsed_ms = {}, double progress = -1);
   void on_log(const std::string& text, const std::string& value);
   // A generation step ran (0-based), `elapsed_ms` after the run started:
   // the line shows the tokens so far and tokens/s.
@@ -73,7 +74,7 @@ class StatusDisplay {
   using Clock = std::chrono::steady_clock;
   int64_t ms_since(Clock::time_point t) const;
   std::string spinner() const;
-  std::string state_label() const;    // "QUEUED (2 ahead)"
+  std::string state_label() const;    // "QUEUED (2 ahead)", "LOADING (model 40%)"
   std::string history(bool include_current) const;  // "received 0.0s, queued 0.4s"
   void draw_live();                   // terminal: rewrite the live line
   void clear_live();                  // terminal: erase the live line
@@ -88,6 +89,7 @@ class StatusDisplay {
   std::string job_;
   std::string state_;
   int64_t queue_position_ = -1;
+  double progress_ = -1;          // LOADING's fraction, < 0: none
   int64_t tokens_ = 0;            // generation steps seen
   int64_t token_elapsed_ms_ = 0;  // the last one's server time
   Clock::time_point state_started_;

@@ -48,7 +48,18 @@ at::Tensor gelu_new(const at::Tensor& x) {
 
 }  // namespace
 
-Result<std::unique_ptr<Gpt2Model>> Gpt2Model::load(const std::string& dir, const std::string& device) {
+void Gpt2Model::for_each_tensor(const std::function<void(at::Tensor&)>& f) {
+  for (at::Tensor* t : {&wte_, &wpe_, &ln_f_w_, &ln_f_b_, &lm_head_}) f(*t);
+  for (auto& L : layers_) {
+    for (at::Tensor* t : {&L->ln_1_w, &L->ln_1_b, &L->c_attn_w, &L->c_attn_b, &L->attn_proj_w, &L->attn_proj_b,
+                          &L->ln_2_w, &L->ln_2_b, &L->c_fc_w, &L->c_fc_b, &L->mlp_proj_w, &L->mlp_proj_b}) {
+      f(*t);
+    }
+  }
+}
+
+Result<std::unique_ptr<Gpt2Model>> Gpt2Model::load(const std::string& dir, const std::string& device,
+                                                   const std::function<void(double)>& progress) {
   std::ifstream cfg_in(dir + "/config.json");
   if (!cfg_in) return invalid_argument(dir + ": no config.json (a GPT-2 checkpoint directory needs one)");
   std::stringstream cfg_text;
@@ -56,8 +67,11 @@ Result<std::unique_ptr<Gpt2Model>> Gpt2Model::load(const std::string& dir, const
   auto config = parse_gpt2_config(cfg_text.str());
   if (!config.ok()) return config.status().with_context(dir + "/config.json");
 
+  if (progress) progress(0.0);
   auto file = read_safetensors_file(dir + "/model.safetensors");
   if (!file.ok()) return file.status();
+  // Reading is the first half of loading, placing the tensors the second.
+  if (progress) progress(0.5);
 
   std::map<std::string, at::Tensor> params;
   for (auto& nt : file->tensors) {
@@ -84,6 +98,7 @@ Result<std::unique_ptr<Gpt2Model>> Gpt2Model::load(const std::string& dir, const
       return at::Tensor();
     }
     used.insert(name);
+    if (progress) progress(0.5 + 0.5 * static_cast<double>(used.size()) / static_cast<double>(params.size()));
     if (it->second.sizes().vec() != shape) {
       if (error.empty()) {
         error = "tensor \"" + name + "\" has shape " + c10::str(it->second.sizes()) + " but config.json implies " +

@@ -34,7 +34,9 @@ class Gpt2Model : public CausalLm {
   // Reads DIR/config.json and DIR/model.safetensors; parameter names with or
   // without a "transformer." prefix; attn.bias / attn.masked_bias buffers
   // ignored; lm_head.weight used if present, else tied to wte.
-  static Result<std::unique_ptr<Gpt2Model>> load(const std::string& dir, const std::string& device);
+  // `progress` (may be empty) hears the fraction loaded, 0..1.
+  static Result<std::unique_ptr<Gpt2Model>> load(const std::string& dir, const std::string& device,
+                                                 const std::function<void(double)>& progress = {});
 
   c10::IValue forward(std::vector<c10::IValue> inputs, HookSink* sink) override;
   at::Tensor forward_step(const StepInputs& in, KvCache& cache, HookSink* sink) override;
@@ -44,6 +46,10 @@ class Gpt2Model : public CausalLm {
   std::string kind() const override { return "gpt2"; }
   std::string device() const override { return device_; }
   const Gpt2Config& config() const { return config_; }
+
+ protected:
+  void for_each_tensor(const std::function<void(at::Tensor&)>& f) override;
+  void set_device(const std::string& device) override { device_ = device; }
 
  private:
   struct Layer;

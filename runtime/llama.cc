@@ -129,8 +129,19 @@ int64_t LlamaModel::max_positions() const {
   return config_.max_position_embeddings;
 }
 
+void LlamaModel::for_each_tensor(const std::function<void(at::Tensor&)>& f) {
+  for (at::Tensor* t : {&embed_, &norm_w_, &lm_head_, &inv_freq_}) f(*t);
+  for (auto& L : layers_) {
+    for (at::Tensor* t : {&L->in_norm, &L->post_norm, &L->q_w, &L->q_b, &L->k_w, &L->k_b, &L->v_w, &L->v_b, &L->o_w,
+                          &L->o_b, &L->gate_w, &L->gate_b, &L->up_w, &L->up_b, &L->down_w, &L->down_b}) {
+      f(*t);
+    }
+  }
+}
+
 Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const std::string& dir, const std::string& device,
-                                                     const std::string& compute_dtype) {
+                                                     const std::string& compute_dtype,
+                                                     const std::function<void(double)>& progress) {
   auto cfg_text = read_text(dir + "/config.json");
   if (!cfg_text.ok()) return invalid_argument(dir + ": no config.json (a Llama checkpoint directory needs one)");
   auto config = parse_llama_config(*cfg_text);
@@ -158,9 +169,13 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const std::string& dir, con
     LOOM_ASSIGN_OR_RETURN(files, shard_files(dir));
   }
   std::map<std::string, at::Tensor> params;
-  for (const std::string& f : files) {
+  if (progress) progress(0.0);
+  for (size_t i = 0; i < files.size(); ++i) {
+    const std::string& f = files[i];
     auto file = map_safetensors_file(dir + "/" + f);
     if (!file.ok()) return file.status();
+    // Mapping the shards is the first half of loading, placing the tensors the second.
+    if (progress) progress(0.5 * static_cast<double>(i + 1) / static_cast<double>(files.size()));
     for (auto& nt : file->tensors) {
       if (!params.emplace(nt.name, std::move(nt.tensor)).second) {
         return invalid_argument(dir + "/" + f + ": tensor \"" + nt.name + "\" appears in more than one shard");
@@ -192,6 +207,7 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const std::string& dir, con
       return at::Tensor();
     }
     used.insert(name);
+    if (progress) progress(0.5 + 0.5 * static_cast<double>(used.size()) / static_cast<double>(params.size()));
     if (it->second.sizes().vec() != shape) {
       if (error.empty()) {
         error = "tensor \"" + name + "\" has shape " + c10::str(it->second.sizes()) + " but config.json implies " +

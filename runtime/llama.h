@@ -42,8 +42,10 @@ namespace loom::runtime {
 class LlamaModel : public CausalLm {
  public:
   // compute_dtype: "" (the checkpoint's), "float32", "float16" or "bfloat16".
+  // `progress` (may be empty) hears the fraction loaded, 0..1.
   static Result<std::unique_ptr<LlamaModel>> load(const std::string& dir, const std::string& device,
-                                                  const std::string& compute_dtype = "");
+                                                  const std::string& compute_dtype = "",
+                                                  const std::function<void(double)>& progress = {});
 
   c10::IValue forward(std::vector<c10::IValue> inputs, HookSink* sink) override;
   at::Tensor forward_step(const StepInputs& in, KvCache& cache, HookSink* sink) override;
@@ -54,6 +56,10 @@ class LlamaModel : public CausalLm {
   std::string device() const override { return device_; }
   const LlamaConfig& config() const { return config_; }
   at::ScalarType dtype() const { return dtype_; }
+
+ protected:
+  void for_each_tensor(const std::function<void(at::Tensor&)>& f) override;
+  void set_device(const std::string& device) override { device_ = device; }
 
  private:
   struct Layer;

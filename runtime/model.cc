@@ -2,6 +2,12 @@
 
 #include <sys/stat.h>
 
+#include <ATen/ATen.h>
+
+#include <map>
+#include <optional>
+#include <set>
+
 #include "runtime/gpt2.h"
 #include "runtime/llama.h"
 #include "runtime/torchscript_model.h"
@@ -19,6 +25,42 @@ void Model::set_module_paths(std::vector<std::string> paths) {
   for (size_t i = 0; i < paths_.size(); ++i) ids_.emplace(paths_[i], static_cast<int>(i));
 }
 
+int64_t Model::parameter_bytes() {
+  std::set<const void*> seen;
+  int64_t bytes = 0;
+  for_each_tensor([&](at::Tensor& t) {
+    if (!t.defined() || !seen.insert(t.storage().data()).second) return;
+    bytes += static_cast<int64_t>(t.storage().nbytes());
+  });
+  return bytes;
+}
+
+Status Model::to_device(const std::string& device) {
+  std::optional<at::Device> dev;
+  try {
+    dev.emplace(device);
+  } catch (const std::exception&) {
+    return invalid_argument("device \"" + device + "\" is not a device (use cpu or cuda:N)");
+  }
+  // Tensors that share storage (tied weights) move once and stay shared.
+  std::map<std::pair<const void*, std::vector<int64_t>>, at::Tensor> moved;
+  try {
+    for_each_tensor([&](at::Tensor& t) {
+      if (!t.defined() || t.device() == *dev) return;
+      auto key = std::make_pair(static_cast<const void*>(t.data_ptr()), t.sizes().vec());
+      auto it = moved.find(key);
+      if (it == moved.end()) it = moved.emplace(key, t.to(*dev)).first;
+      t = it->second;
+    });
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    return Status(StatusCode::kResourceExhausted,
+                  "moving the model to " + device + " failed: " + what.substr(0, what.find('\n')));
+  }
+  set_device(device);
+  return Status();
+}
+
 Result<std::unique_ptr<Model>> load_model(const std::string& path, const ModelOptions& options) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) return not_found(path + ": no such file or directory");
@@ -26,17 +68,19 @@ Result<std::unique_ptr<Model>> load_model(const std::string& path, const ModelOp
     return invalid_argument("device \"" + options.device + "\" is not supported (use cpu or cuda:N)");
   }
   if (S_ISDIR(st.st_mode) && is_llama_dir(path)) {
-    auto m = LlamaModel::load(path, options.device, options.compute_dtype);
+    auto m = LlamaModel::load(path, options.device, options.compute_dtype, options.progress);
     if (!m.ok()) return m.status();
     return std::unique_ptr<Model>(std::move(m).value());
   }
   if (S_ISDIR(st.st_mode)) {
-    auto m = Gpt2Model::load(path, options.device);
+    auto m = Gpt2Model::load(path, options.device, options.progress);
     if (!m.ok()) return m.status();
     return std::unique_ptr<Model>(std::move(m).value());
   }
+  if (options.progress) options.progress(0.0);
   auto m = TorchScriptModel::load(path, options.device);
   if (!m.ok()) return m.status();
+  if (options.progress) options.progress(1.0);
   return std::unique_ptr<Model>(std::move(m).value());
 }
 

@@ -11,6 +11,7 @@
 
 #include <ATen/core/ivalue.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -49,8 +50,20 @@ class Model {
   // "cpu", "cuda:0": where parameters live and inputs are moved.
   virtual std::string device() const = 0;
 
+  // Bytes held by its parameters and buffers, tied ones counted once: what
+  // the server's tier budgets (--device-memory, --host-memory) count.
+  int64_t parameter_bytes();
+  // Moves its parameters and buffers to `device` ("cpu", "cuda:N"); later
+  // forwards run there and move their inputs there. Tied tensors stay tied.
+  // The server's tiers use it: HOT on the device, WARM in host memory.
+  // Not while a forward runs (the executor's thread calls both).
+  virtual Status to_device(const std::string& device);
+
  protected:
   void set_module_paths(std::vector<std::string> paths);
+  // Every parameter and buffer, by reference (to_device replaces them).
+  virtual void for_each_tensor(const std::function<void(at::Tensor&)>& f) = 0;
+  virtual void set_device(const std::string& device) = 0;
 
  private:
   std::vector<std::string> paths_;
@@ -62,6 +75,9 @@ struct ModelOptions {
   // Llama family: "" computes in the checkpoint's dtype; "float32",
   // "float16" or "bfloat16" converts the weights to that one.
   std::string compute_dtype;
+  // Called with the fraction loaded (0..1) as the checkpoint is read and
+  // its tensors placed (a server's LOADING progress); may be empty.
+  std::function<void(double)> progress;
 };
 
 // A directory is a checkpoint (its config.json's model_type: llama or qwen2

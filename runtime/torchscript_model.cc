@@ -119,6 +119,23 @@ Result<std::unique_ptr<TorchScriptModel>> TorchScriptModel::load(const std::stri
   return m;
 }
 
+void TorchScriptModel::for_each_tensor(const std::function<void(at::Tensor&)>& f) {
+  for (at::Tensor t : impl_->module.parameters()) f(t);
+  for (at::Tensor t : impl_->module.buffers()) f(t);
+}
+
+Status TorchScriptModel::to_device(const std::string& device) {
+  try {
+    impl_->module.to(at::Device(device));
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    return Status(StatusCode::kResourceExhausted,
+                  "moving the model to " + device + " failed: " + what.substr(0, what.find('\n')));
+  }
+  set_device(device);
+  return Status();
+}
+
 c10::IValue TorchScriptModel::forward(std::vector<c10::IValue> inputs, HookSink* sink) {
   c10::InferenceMode guard;
   at::Device dev(device_);

@@ -26,6 +26,12 @@ class TorchScriptModel : public Model {
   c10::IValue forward(std::vector<c10::IValue> inputs, HookSink* sink) override;
   std::string kind() const override { return "torchscript"; }
   std::string device() const override { return device_; }
+  Status to_device(const std::string& device) override;
+
+ protected:
+  // Copies of the parameter and buffer handles (read-only: to_device moves the module).
+  void for_each_tensor(const std::function<void(at::Tensor&)>& f) override;
+  void set_device(const std::string& device) override { device_ = device; }
 
  private:
   struct Impl;

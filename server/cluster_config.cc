@@ -18,6 +18,7 @@ namespace {
 
 constexpr const char* kPrefix = "cluster config: ";
 constexpr size_t kMaxConfigBytes = 1 << 20;
+constexpr const char* kTop = "(top)";  // the document's own path in messages
 
 Status bad(const std::string& path, const std::string& what) { return invalid_argument(kPrefix + path + ": " + what); }
 
@@ -61,7 +62,7 @@ Status each_field(const YAML::Node& map, const std::string& path, const std::map
       return bad(path, "unknown field \"" + transport::valid_utf8(name) + "\" (expected " + allowed + ")");
     }
     seen.insert(name);
-    LOOM_RETURN_IF_ERROR(it->second(kv.second, path + "." + name));
+    LOOM_RETURN_IF_ERROR(it->second(kv.second, path == kTop ? name : path + "." + name));
   }
   for (const std::string& r : required) {
     if (!seen.count(r)) return bad(path, "\"" + r + "\" is missing");
@@ -131,6 +132,8 @@ Status parse_group(const YAML::Node& n, const std::string& path, const std::stri
        {"gpus_per_node", count_field(g.gpus_per_node, 0, 64)},
        {"cpus_per_task", count_field(g.cpus_per_task, 1, 4096)},
        {"memory", text_field(g.memory, &kMemory, "a size like 16G or 512M")},
+       {"device_memory", text_field(g.device_memory, &kMemory, "a size like 70G or 512M")},
+       {"host_memory", text_field(g.host_memory, &kMemory, "a size like 200G or 512M")},
        {"time", text_field(g.time, &kTime, "a Slurm time limit (MM, HH:MM:SS, D-HH:MM:SS, UNLIMITED)")},
        {"env",
         [&](const YAML::Node& v, const std::string& p) -> Status {
@@ -187,7 +190,7 @@ Result<ClusterConfig> parse_cluster_config(const std::string& text, const std::s
   ClusterConfig c;
   try {
     LOOM_RETURN_IF_ERROR(each_field(
-        root, "(top)",
+        root, kTop,
         {{"cluster",
           [&](const YAML::Node& cluster, const std::string& path) {
             return each_field(

@@ -18,6 +18,8 @@
 //         env: {HF_HOME: /shared/hf}
 //         modules: [cuda/12.2]         # `module load`, before the worker starts
 //         lease_s: 30                  # loom-worker --lease
+//         device_memory: 70G           # loom-worker --device-memory (HOT models per GPU)
+//         host_memory: 200G            # loom-worker --host-memory (WARM models)
 //
 // Validation is strict: an unknown field, a wrong type (a quoted "2" where a
 // count goes, a list where a name goes) or an impossible value (0 nodes, a
@@ -49,6 +51,9 @@ struct WorkerGroupConfig {
   std::vector<std::pair<std::string, std::string>> env;  // in file order
   std::vector<std::string> modules;
   double lease_s = 30;
+  // loom-worker --device-memory / --host-memory (model tiers); "" = no limit.
+  std::string device_memory;
+  std::string host_memory;
 };
 
 struct ClusterConfig {

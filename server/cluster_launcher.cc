@@ -42,9 +42,13 @@ std::string logs_dir(const ClusterCommandOptions& o) { return (fs::absolute(o.st
 // expands on the node (Slurm's task script).
 std::vector<std::string> worker_argv(const ClusterConfig& c, const WorkerGroupConfig& g,
                                      const ClusterCommandOptions& o, const std::string& name) {
-  return {(fs::path(o.bin_dir) / "loom-worker").string(),
-          "--redis", c.redis, "--models", models_file(o, g), "--blob-dir", c.blob_dir,
-          "--name", name, "--lease", std::to_string(g.lease_s), "--blas-threads", std::to_string(g.cpus_per_task)};
+  std::vector<std::string> argv = {(fs::path(o.bin_dir) / "loom-worker").string(),
+                                   "--redis", c.redis, "--models", models_file(o, g), "--blob-dir", c.blob_dir,
+                                   "--name", name, "--lease", std::to_string(g.lease_s),
+                                   "--blas-threads", std::to_string(g.cpus_per_task)};
+  if (!g.device_memory.empty()) argv.insert(argv.end(), {"--device-memory", g.device_memory});
+  if (!g.host_memory.empty()) argv.insert(argv.end(), {"--host-memory", g.host_memory});
+  return argv;
 }
 
 Status write_file(const std::string& path, const std::string& text, bool executable = false) {

@@ -130,7 +130,7 @@ Status Delivery::emit(const std::string& job_id, const json& event, std::shared_
   }
   stored->inline_result = std::move(inline_result);
   announce(*stored);
-  if (publish_) publish_(*stored);
+  if (publish_ && !stored_published_) publish_(*stored);
   return Status();
 }
 

@@ -70,7 +70,12 @@ class Delivery {
   // sends live also goes to `publish` (to other processes' followers);
   // webhooks go to `handoff` (recorded first, as always) instead of being
   // sent from here; `delivered` hears of each webhook this process finished.
-  void set_publisher(std::function<void(const JobEvent&)> publish) { publish_ = std::move(publish); }
+  // `stored_published`: the store publishes the events it stores itself
+  // (RedisJobStore::publish_events), so `publish` gets only live frames.
+  void set_publisher(std::function<void(const JobEvent&)> publish, bool stored_published = false) {
+    publish_ = std::move(publish);
+    stored_published_ = stored_published;
+  }
   void set_webhook_handoff(std::function<void(const PendingWebhook&)> handoff) { handoff_ = std::move(handoff); }
   void set_webhook_delivered(std::function<void(const std::string& event_id)> d) { delivered_ = std::move(d); }
   // Sends a webhook from this process (one handed off by another).
@@ -89,6 +94,7 @@ class Delivery {
   Metrics& metrics_;
   std::unique_ptr<WebhookSender> webhooks_;
   std::function<void(const JobEvent&)> publish_;
+  bool stored_published_ = false;
   std::function<void(const PendingWebhook&)> handoff_;
   std::function<void(const std::string&)> delivered_;
   std::mutex mu_;  // guards listeners_, next_handle_

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
 #include <condition_variable>
 #include <thread>
 
@@ -28,7 +29,12 @@ using transport::EventType;
 
 Execution::Execution(const ServerOptions& options, JobStore& store, JobBlobs& blobs, Delivery& delivery,
                      WorkerHooks hooks)
-    : options_(options), store_(store), blobs_(blobs), delivery_(delivery), hooks_(std::move(hooks)) {}
+    : options_(options),
+      store_(store),
+      blobs_(blobs),
+      delivery_(delivery),
+      hooks_(std::move(hooks)),
+      tiers_(options.tier_budgets, hooks_.on_tier) {}
 
 Execution::~Execution() { stop(); }
 
@@ -47,15 +53,18 @@ Status Execution::start(const std::vector<ModelSpec>& models) {
         if (hooks_.on_done) hooks_.on_done(id);
       });
     }
-    auto paths = std::make_shared<const std::vector<std::string>>((*m)->module_paths());
-    models_[spec.key] = LoadedModel{spec, std::move(m).value(), ex.get(), std::move(revision).value(), std::move(paths)};
+    LoadedModel lm{spec, ex.get(), (*m)->kind(), std::move(revision).value(),
+                   std::make_shared<const std::vector<std::string>>((*m)->module_paths()), std::nullopt};
+    if (auto* causal = dynamic_cast<const runtime::CausalLm*>(m->get())) lm.vocab_size = causal->vocab_size();
+    models_[spec.key] = std::move(lm);
+    LOOM_RETURN_IF_ERROR(tiers_.add(spec, std::move(m).value()));
   }
   if (!hooks_.recover_at_start) {
     for (auto& [device, ex] : executors_) ex->start();
     return Status();
   }
   // Recovery: what a previous process left unfinished.
-  auto left = store_.list_by_state({JobState::kReceived, JobState::kQueued, JobState::kDispatched, JobState::kRunning});
+  auto left = store_.list_by_state({JobState::kReceived, JobState::kQueued, JobState::kDispatched, JobState::kLoading, JobState::kRunning});
   if (!left.ok()) return left.status();
   for (JobRecord& job : *left) {
     const LoadedModel* lm = find_model(job.model);
@@ -175,9 +184,7 @@ const Execution::LoadedModel* Execution::find_model(const std::string& key) cons
 std::optional<JobRunner::ModelView> Execution::find(const std::string& key) const {
   const LoadedModel* lm = find_model(key);
   if (lm == nullptr) return std::nullopt;
-  ModelView v{lm->model->kind(), lm->spec.device, lm->revision, lm->module_paths, std::nullopt};
-  if (auto* causal = dynamic_cast<const runtime::CausalLm*>(lm->model.get())) v.vocab_size = causal->vocab_size();
-  return v;
+  return ModelView{lm->kind, lm->spec.device, lm->revision, lm->module_paths, lm->vocab_size};
 }
 
 std::vector<std::string> Execution::served_keys() const {
@@ -371,6 +378,8 @@ void Execution::run_job(const std::string& id, std::optional<JobRecord>& held) {
     return;
   }
   delivery_.transition(job, JobState::kDispatched);
+  Result<runtime::Model*> model = acquire_model(job);
+  if (!model.ok()) return delivery_.finish(job, JobState::kError, model.status().code(), model.status().message());
   delivery_.transition(job, JobState::kRunning,
                        hooks_.worker_name.empty() ? json::object() : json{{"worker", hooks_.worker_name}});
   if (hooks_.shared_store && ended_elsewhere(job)) return;
@@ -383,10 +392,29 @@ void Execution::run_job(const std::string& id, std::optional<JobRecord>& held) {
     }
     req = std::make_shared<const transport::JobRequest>(std::move(decoded).value());
   }
-  run_loaded(job, *req, cancel.get());
+  run_loaded(job, *req, **model, cancel.get());
 }
 
-void Execution::run_loaded(JobRecord& job, const transport::JobRequest& req, const std::atomic<bool>* cancel) {
+Result<runtime::Model*> Execution::acquire_model(JobRecord& job) {
+  if (tiers_.tier(job.model) == Tier::kHot) return tiers_.acquire(job.model, {});
+  delivery_.transition(job, JobState::kLoading, json{{"progress", 0.0}});
+  // Progress events at most every 10 % or 250 ms: a history, not a flood.
+  double told = 0;
+  auto told_at = std::chrono::steady_clock::now();
+  return tiers_.acquire(job.model, [&](double p) {
+    const auto now = std::chrono::steady_clock::now();
+    if (p < 1.0 && p - told < 0.1 && now - told_at < std::chrono::milliseconds(250)) return;
+    if (p <= told) return;
+    told = p;
+    told_at = now;
+    (void)delivery_.emit(job.id, {{"type", event_type_name(EventType::kStatus)},
+                                  {"state", job_state_name(JobState::kLoading)},
+                                  {"progress", std::round(p * 1000) / 1000}});
+  });
+}
+
+void Execution::run_loaded(JobRecord& job, const transport::JobRequest& req, runtime::Model& model,
+                           const std::atomic<bool>* cancel) {
   const std::string& id = job.id;
   auto fail = [&](const Status& s) {
     if (s.code() == StatusCode::kCancelled && drain_expired_) {
@@ -452,7 +480,7 @@ void Execution::run_loaded(JobRecord& job, const transport::JobRequest& req, con
   }
   Result<runtime::RunOutput> out = invalid_argument("not run");
   if (req.generation) {
-    auto* causal = dynamic_cast<runtime::CausalLm*>(lm->model.get());
+    auto* causal = dynamic_cast<runtime::CausalLm*>(&model);
     if (causal == nullptr) return fail(invalid_argument("model \"" + req.model_key + "\" cannot generate"));
     // One TOKEN event per step (max_new_tokens, checked at submit, bounds
     // their number); their ids are bounded by max_token_ids_per_job.
@@ -470,7 +498,7 @@ void Execution::run_loaded(JobRecord& job, const transport::JobRequest& req, con
       (void)delivery_.emit(id, std::move(ev));
     });
   } else {
-    out = runtime::execute(*lm->model, req.graph, inputs, eo);
+    out = runtime::execute(model, req.graph, inputs, eo);
   }
   streams_.close(id);
   if (!out.ok()) return fail(out.status());
@@ -496,7 +524,12 @@ void Execution::run_loaded(JobRecord& job, const transport::JobRequest& req, con
 json Execution::models_json() const {
   json arr = json::array();
   for (const auto& [k, m] : models_) {
-    arr.push_back({{"key", k}, {"kind", m.model->kind()}, {"device", m.spec.device}, {"revision", m.revision}});
+    arr.push_back({{"key", k},
+                   {"kind", m.kind},
+                   {"device", m.spec.device},
+                   {"revision", m.revision},
+                   {"tier", tier_name(tiers_.tier(k))},
+                   {"bytes", tiers_.bytes(k)}});
   }
   return json{{"models", arr}};
 }
@@ -504,8 +537,10 @@ json Execution::models_json() const {
 Result<json> Execution::model_json(const std::string& key) const {
   const LoadedModel* lm = find_model(key);
   if (lm == nullptr) return not_found("unknown model \"" + key + "\" (this server has: " + model_keys() + ")");
-  return json{{"key", key}, {"kind", lm->model->kind()}, {"device", lm->spec.device},
-              {"revision", lm->revision}, {"modules", lm->model->module_paths()}};
+  return json{{"key", key},           {"kind", lm->kind},
+              {"device", lm->spec.device}, {"revision", lm->revision},
+              {"tier", tier_name(tiers_.tier(key))}, {"bytes", tiers_.bytes(key)},
+              {"modules", *lm->module_paths}};
 }
 
 }  // namespace loom::server

@@ -30,6 +30,7 @@
 #include "server/job_blobs.h"
 #include "server/job_runner.h"
 #include "server/job_store.h"
+#include "server/model_tiers.h"
 #include "server/models_config.h"
 #include "server/server_options.h"
 #include "server/stream_broker.h"
@@ -59,6 +60,8 @@ struct WorkerHooks {
   bool shared_store = false;
   // Named in the RUNNING event, so a job's history says who ran it.
   std::string worker_name;
+  // A model's tier changed (server/model_tiers.h); on the thread that changed it.
+  std::function<void(const std::string& key, Tier tier)> on_tier;
 };
 
 class Execution : public JobRunner {
@@ -67,7 +70,8 @@ class Execution : public JobRunner {
             WorkerHooks hooks = {});
   ~Execution() override;
 
-  // Loads the models, requeues (or fails) jobs left by a previous process,
+  // Loads the models (placing them in tiers within the budgets of
+  // options.tier_budgets), requeues (or fails) jobs left by a previous process,
   // starts the executors.
   Status start(const std::vector<ModelSpec>& models) override;
   // Finishes the jobs in hand and stops the executors (queued jobs stay
@@ -93,6 +97,8 @@ class Execution : public JobRunner {
   // Queued plus running jobs on the executor of `key`'s device.
   size_t load_for(const std::string& key) const;
   std::vector<std::string> served_keys() const;
+  Tier tier(const std::string& key) const { return tiers_.tier(key); }
+  int64_t model_bytes(const std::string& key) const { return tiers_.bytes(key); }
 
   Status stream_reply(const std::string& job_id, std::string_view frame, bool binary) override;
   std::optional<std::string> pending_stream(const std::string& job_id) override {
@@ -103,12 +109,14 @@ class Execution : public JobRunner {
   Result<nlohmann::json> model_json(const std::string& key) const override;
 
  private:
+  // What is known of a model whatever its tier; the model itself is tiers_'.
   struct LoadedModel {
     ModelSpec spec;
-    std::unique_ptr<runtime::Model> model;
     Executor* executor;
+    std::string kind;
     std::string revision;
     std::shared_ptr<const std::vector<std::string>> module_paths;
+    std::optional<int64_t> vocab_size;  // set when it can generate
   };
   // A restart that finds a job running for the second time fails it.
   static constexpr int64_t kMaxDeathsPerJob = 2;
@@ -119,7 +127,10 @@ class Execution : public JobRunner {
   void run_job(const std::string& id);
   // `held` is the job's record once read, for the caller's catch.
   void run_job(const std::string& id, std::optional<JobRecord>& held);
-  void run_loaded(JobRecord& job, const transport::JobRequest& req, const std::atomic<bool>* cancel);
+  // The job's model, HOT; a job that waits for it to load is LOADING meanwhile.
+  Result<runtime::Model*> acquire_model(JobRecord& job);
+  void run_loaded(JobRecord& job, const transport::JobRequest& req, runtime::Model& model,
+                  const std::atomic<bool>* cancel);
   // The job ended (or vanished) in the shared store: another runner had it.
   bool ended_elsewhere(const JobRecord& job);
   // The request decoded at submit, if this process kept it (removes it).
@@ -137,6 +148,7 @@ class Execution : public JobRunner {
   Delivery& delivery_;
   const WorkerHooks hooks_;
   StreamBroker streams_;
+  ModelTiers tiers_;
   std::map<std::string, LoadedModel> models_;
   std::map<std::string, std::unique_ptr<Executor>> executors_;  // by device
 

@@ -34,8 +34,8 @@ json with_common_errors(json responses) {
 json schemas() {
   json states = json::array();
   for (auto s : {transport::JobState::kReceived, transport::JobState::kQueued, transport::JobState::kDispatched,
-                 transport::JobState::kRunning, transport::JobState::kCompleted, transport::JobState::kError,
-                 transport::JobState::kCancelled}) {
+                 transport::JobState::kLoading, transport::JobState::kRunning, transport::JobState::kCompleted,
+                 transport::JobState::kError, transport::JobState::kCancelled}) {
     states.push_back(transport::job_state_name(s));
   }
   json codes = json::array();

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "server/delivery.h"
+#include "server/redis_job_store.h"
 
 namespace loom::server {
 
@@ -46,12 +47,16 @@ Result<std::string> shared_secret(Redis& redis, const RedisNames& names, const s
   return r.str;
 }
 
-void publish_through_redis(Delivery& delivery, std::shared_ptr<Redis> redis, const RedisNames& names,
-                           const std::string& origin) {
-  delivery.set_publisher([redis, names, origin](const JobEvent& ev) {
-    auto r = redis->run({"PUBLISH", names.events_channel(), encode_bus_event(origin, ev)});
-    if (!r.ok()) std::cerr << "loom: job " << ev.job_id << ": event not published: " << r.status().message() << "\n";
-  });
+void publish_through_redis(Delivery& delivery, RedisJobStore& store, std::shared_ptr<Redis> redis,
+                           const RedisNames& names, const std::string& origin) {
+  // Stored events are published by the store's own script; live frames here.
+  store.publish_events(names.events_channel(), origin);
+  delivery.set_publisher(
+      [redis, names, origin](const JobEvent& ev) {
+        auto r = redis->run({"PUBLISH", names.events_channel(), encode_bus_event(origin, ev)});
+        if (!r.ok()) std::cerr << "loom: job " << ev.job_id << ": event not published: " << r.status().message() << "\n";
+      },
+      /*stored_published=*/true);
   delivery.set_webhook_handoff([redis, names](const PendingWebhook& h) {
     auto r = redis->run({"XADD", names.webhook_queue(), "*", "event_id", h.event_id, "job_id", h.job_id, "url", h.url,
                          "body", h.body, "attempts", std::to_string(h.attempts)});

@@ -67,10 +67,12 @@ std::optional<BusEvent> decode_bus_event(std::string_view message);
 Result<std::string> shared_secret(Redis& redis, const RedisNames& names, const std::string& name);
 
 class Delivery;
-// Makes `delivery` publish each event it stores or sends live on the events
-// channel (as `origin`), and hand its webhooks to the webhooks:queue stream.
-void publish_through_redis(Delivery& delivery, std::shared_ptr<Redis> redis, const RedisNames& names,
-                           const std::string& origin);
+class RedisJobStore;
+// Makes each event `delivery` stores (through `store`, whose script
+// publishes it) or sends live go out on the events channel (as `origin`),
+// and hands its webhooks to the webhooks:queue stream.
+void publish_through_redis(Delivery& delivery, RedisJobStore& store, std::shared_ptr<Redis> redis,
+                           const RedisNames& names, const std::string& origin);
 
 // 16 random hex chars naming this process on the bus.
 std::string new_origin_id();

@@ -31,7 +31,7 @@ RedisDispatch::RedisDispatch(const ServerOptions& options, RedisJobStore& store,
       origin_(new_origin_id()),
       consumer_("server-" + origin_) {
   names_.prefix = store.prefix();
-  publish_through_redis(delivery_, redis_, names_, origin_);
+  publish_through_redis(delivery_, store_, redis_, names_, origin_);
   delivery_.set_webhook_delivered([this](const std::string& event_id) {
     std::string entry;
     {
@@ -265,6 +265,13 @@ json RedisDispatch::models_json() const {
     json j = m.info;
     j["key"] = k;
     j["workers"] = workers_of.count(k) ? workers_of[k] : json::array();
+    // The model's best tier on any live worker (what a job for it meets at best).
+    std::string best = "COLD";
+    for (const json& w : j["workers"]) {
+      const std::string t = w.value("tier", "");
+      if (t == "HOT" || (t == "LOADING" && best != "HOT") || (t == "WARM" && best == "COLD")) best = t;
+    }
+    j["tier"] = j["workers"].empty() ? "" : best;
     arr.push_back(std::move(j));
   }
   return json{{"models", arr}};

@@ -57,19 +57,21 @@ return 'OK'
 )lua";
 
 // ARGV: prefix, mode ('update', 'update_append', 'append'), id, event json,
-// then field/value pairs. Returns {seq, text} when it appends.
+// publish channel ('' = none), origin, then field/value pairs. Returns
+// {seq, text} when it appends; with a channel, the stored event is also
+// published there as redis_bus.h encodes it (one round trip, not two).
 constexpr const char* kLuaWrite = R"lua(
-local mode, id, ev = ARGV[2], ARGV[3], ARGV[4]
+local mode, id, ev, channel, origin = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local jk = p .. 'job:' .. id
 if redis.call('EXISTS', jk) == 0 then return redis.error_reply('NOT_FOUND job ' .. id .. ' does not exist') end
 if mode ~= 'append' then
   local f = {}
-  for i = 5, #ARGV, 2 do f[ARGV[i]] = ARGV[i + 1] end
+  for i = 7, #ARGV, 2 do f[ARGV[i]] = ARGV[i + 1] end
   local old = redis.call('HMGET', jk, 'state', 'owner')
   if terminal[old[1]] and (f.state ~= old[1] or mode == 'update_append') then
     return redis.error_reply('FAILED_PRECONDITION job ' .. id .. ' has ended (' .. old[1] .. ')')
   end
-  redis.call('HSET', jk, unpack(ARGV, 5))
+  redis.call('HSET', jk, unpack(ARGV, 7))
   index(id, old[2], old[1], f.state, f.updated_ms)
   if f.state == 'COMPLETED' and f.identity ~= '' then redis.call('SET', p .. 'identity:' .. f.identity, id) end
 end
@@ -80,6 +82,7 @@ local text = '{"seq":' .. seq
 if not string.match(inner, '^%s*$') then text = text .. ',' .. inner end
 text = text .. '}'
 redis.call('XADD', p .. 'ev:' .. id, seq .. '-0', 'json', text)
+if channel ~= '' then redis.call('PUBLISH', channel, origin .. '\n' .. id .. '\n' .. seq .. '\n' .. text) end
 return {seq, text}
 )lua";
 
@@ -152,7 +155,7 @@ Result<JobEvent> RedisJobStore::write(const char* mode, const JobRecord* job, co
   if (std::string(mode) != "update") LOOM_RETURN_IF_ERROR(splice_seq(event, 0).status());
   std::vector<std::string> fields;
   if (job != nullptr) fields = record_fields(*job);
-  std::vector<std::string_view> args = {"EVAL", script, "0", prefix_, mode, id, event};
+  std::vector<std::string_view> args = {"EVAL", script, "0", prefix_, mode, id, event, publish_channel_, origin_};
   for (const std::string& f : fields) args.push_back(f);
   LOOM_ASSIGN_OR_RETURN(RedisReply r, redis_->run(args));
   JobEvent out;

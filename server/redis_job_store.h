@@ -71,6 +71,14 @@ class RedisJobStore : public JobStore {
   // Counts one more worker that died while running the job; returns the count.
   Result<int64_t> add_death(const std::string& id);
 
+  // Every event stored from now on is also published on `channel` (as
+  // redis_bus.h's encode_bus_event(origin, ...)) by the same script. Call
+  // before the store is shared between threads.
+  void publish_events(std::string channel, std::string origin) {
+    publish_channel_ = std::move(channel);
+    origin_ = std::move(origin);
+  }
+
   const std::shared_ptr<Redis>& redis() const { return redis_; }
   const std::string& prefix() const { return prefix_; }
 
@@ -81,6 +89,8 @@ class RedisJobStore : public JobStore {
 
   std::shared_ptr<Redis> redis_;
   const std::string prefix_;
+  std::string publish_channel_;  // "" = the caller publishes
+  std::string origin_;
 };
 
 }  // namespace loom::server

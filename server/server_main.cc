@@ -100,6 +100,13 @@ int main(int argc, char** argv) {
                  "longest a job may wait for one stream reply (jobs ask for their own, 60 s by default)");
   app.add_option("--small-blob-bytes", opt.small_blob_bytes,
                  "requests and results up to this size live in SQLite; larger ones are files");
+  app.add_option("--device-memory", opt.tier_budgets.device_bytes,
+                 "bytes of models kept HOT on each device (512M, 8G; 0: no limit); the least recently used move "
+                 "to host memory")
+      ->transform(CLI::AsSizeValue(false));
+  app.add_option("--host-memory", opt.tier_budgets.host_bytes,
+                 "bytes of models kept WARM in host memory (0: no limit); the least recently used are dropped")
+      ->transform(CLI::AsSizeValue(false));
   app.add_flag("--fsync", opt.fsync, "fsync every job record and blob write: survives power loss, costs ms per job");
   app.add_option("--blas-threads", blas_threads,
                  "OpenBLAS threads for the models (default: OpenBLAS's own, one per core); fewer leave CPU to the "

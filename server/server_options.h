@@ -9,6 +9,7 @@
 
 #include "runtime/limits.h"
 #include "server/callback_policy.h"
+#include "server/model_tiers.h"
 #include "transport/request.h"
 
 namespace loom::server {
@@ -55,6 +56,9 @@ struct ServerOptions {
     l.graph = run_limits.graph;
     return l;
   }
+  // Memory the models may hold: HOT on each device, WARM in host memory
+  // (--device-memory, --host-memory; server/model_tiers.h). 0: unlimited.
+  TierBudgets tier_budgets;
   bool require_auth = true;
   // fsync job records and blobs on every write (survives power loss);
   // otherwise they survive a crash of the process, not of the machine.

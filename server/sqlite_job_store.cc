@@ -487,11 +487,11 @@ Result<std::optional<JobRecord>> SqliteJobStore::find_by_request_id(const std::s
 
 Result<uint64_t> SqliteJobStore::count_active(const std::string& owner) {
   std::lock_guard<std::mutex> lock(mu_);
-  LOOM_ASSIGN_OR_RETURN(Statement st, prepare("SELECT COUNT(*) FROM jobs WHERE owner = ?1 AND state IN (?2, ?3, ?4, ?5)",
+  LOOM_ASSIGN_OR_RETURN(Statement st, prepare("SELECT COUNT(*) FROM jobs WHERE owner = ?1 AND state IN (?2, ?3, ?4, ?5, ?6)",
                                               "count active jobs"));
   st.bind(1, owner);
   int i = 2;
-  for (JobState s : {JobState::kReceived, JobState::kQueued, JobState::kDispatched, JobState::kRunning}) {
+  for (JobState s : {JobState::kReceived, JobState::kQueued, JobState::kDispatched, JobState::kLoading, JobState::kRunning}) {
     st.bind(i++, std::string(job_state_name(s)));
   }
   LOOM_ASSIGN_OR_RETURN(bool row, st.step());

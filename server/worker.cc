@@ -51,6 +51,10 @@ Worker::Worker(WorkerOptions options, std::shared_ptr<Redis> redis, BlobStore bl
   hooks.shared_store = true;
   hooks.worker_name = options_.name;
   hooks.on_done = [this](const std::string& id) { done(id); };
+  // GET /v1/models on any server shows where each model is on each worker.
+  hooks.on_tier = [this](const std::string& key, Tier tier) {
+    if (registered_) (void)redis_->run({"SET", names_.tier(key, options_.name), tier_name(tier)});
+  };
   hooks.on_stream_pending = [this](const std::string& id, const std::string* frame) {
     if (frame != nullptr) {
       (void)redis_->run({"SET", names_.stream_pending(id), *frame, "PX", "3600000"});
@@ -59,7 +63,7 @@ Worker::Worker(WorkerOptions options, std::shared_ptr<Redis> redis, BlobStore bl
     }
   };
   execution_ = std::make_unique<Execution>(options_.server, store_, blobs_, delivery_, std::move(hooks));
-  publish_through_redis(delivery_, redis_, names_, origin_);
+  publish_through_redis(delivery_, store_, redis_, names_, origin_);
 }
 
 Worker::~Worker() { stop(); }
@@ -100,12 +104,13 @@ Status Worker::register_models() {
   for (const std::string& key : execution_->served_keys()) {
     auto view = execution_->find(key);
     json info = {{"kind", view->kind}, {"revision", view->revision}, {"device", view->device},
-                 {"modules", *view->module_paths}};
+                 {"modules", *view->module_paths}, {"bytes", execution_->model_bytes(key)}};
     if (view->vocab_size) info["vocab_size"] = *view->vocab_size;
     LOOM_RETURN_IF_ERROR(redis_->run({"HSET", names_.models(), key, info.dump()}).status());
     auto group = redis_->run({"XGROUP", "CREATE", names_.queue(key), RedisNames::kWorkersGroup, "0", "MKSTREAM"});
     if (!group.ok() && group.status().message().find("BUSYGROUP") == std::string::npos) return group.status();
-    LOOM_RETURN_IF_ERROR(redis_->run({"SET", names_.tier(key, options_.name), "HOT"}).status());
+    const char* tier = tier_name(execution_->tier(key));
+    LOOM_RETURN_IF_ERROR(redis_->run({"SET", names_.tier(key, options_.name), tier}).status());
     keys.push_back(key);
     devices.push_back(view->device);
   }
@@ -116,6 +121,7 @@ Status Worker::register_models() {
                                                        .count())})
                            .status());
   LOOM_RETURN_IF_ERROR(redis_->run({"SADD", names_.workers(), options_.name}).status());
+  registered_ = true;
   return redis_->run({"SET", names_.alive(options_.name), "1", "PX", std::to_string(options_.lease.count())}).status();
 }
 
@@ -136,8 +142,14 @@ void Worker::pull_loop(const std::string& model) {
       }
       conn = std::move(c).value();
     }
+    // Workers that have the model HOT take its jobs first: one that would
+    // have to load it looks only every kColdPull, and so gets the jobs that
+    // wait (every HOT worker is busy) without taking one a HOT worker would
+    // have run at once.
+    const bool hot = execution_->tier(model) == Tier::kHot;
+    if (!hot) std::this_thread::sleep_for(kColdPull);
     auto r = conn->command({"XREADGROUP", "GROUP", RedisNames::kWorkersGroup, options_.name, "COUNT", "1", "BLOCK",
-                            "500", "STREAMS", stream, ">"});
+                            hot ? "500" : "1", "STREAMS", stream, ">"});
     if (!r.ok()) {
       if (r.status().message().find("NOGROUP") != std::string::npos) {
         // Redis lost the group (restarted without AOF): make it again.
@@ -158,7 +170,8 @@ void Worker::take(const std::string& model, const std::string& entry, const std:
   auto rec = job_id.empty() ? Result<JobRecord>(not_found("entry without a job")) : store_.get(job_id);
   if (!rec.ok() || is_terminal(rec->state)) return done(job_id);  // removed, or ended (its ack was lost)
   JobRecord& job = *rec;
-  if (reclaimed && (job.state == JobState::kDispatched || job.state == JobState::kRunning)) {
+  if (reclaimed && (job.state == JobState::kDispatched || job.state == JobState::kLoading ||
+                    job.state == JobState::kRunning)) {
     auto deaths = store_.add_death(job_id);
     const int64_t n = deaths.ok() ? *deaths : kMaxDeaths;
     if (n >= kMaxDeaths) {
@@ -188,8 +201,10 @@ void Worker::done(const std::string& job_id) {
     h = it->second;
     held_.erase(it);
   }
-  (void)redis_->run({"XACK", h.stream, RedisNames::kWorkersGroup, h.entry});
-  (void)redis_->run({"XDEL", h.stream, h.entry});
+  // Acknowledged and deleted in one round trip.
+  static const std::string kAckDel =
+      "redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) return redis.call('XDEL', KEYS[1], ARGV[2])";
+  (void)redis_->run({"EVAL", kAckDel, "1", h.stream, RedisNames::kWorkersGroup, h.entry});
 }
 
 void Worker::keeper_loop() {

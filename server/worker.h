@@ -5,7 +5,8 @@
 // differs is where jobs come from and where what they make goes:
 //   - a puller per model takes one job at a time from the model's stream
 //     (XREADGROUP, group "workers") when the model's executor is idle, so
-//     queued jobs wait in Redis for whichever worker is free;
+//     queued jobs wait in Redis for whichever worker is free (a worker with
+//     the model HOT first: one that would load it looks every kColdPull);
 //   - events are stored in Redis and published to the servers; results go
 //     to the shared blob directory (large) or Redis (small);
 //   - the entry is acknowledged (XACK) once the job has ended.
@@ -47,6 +48,8 @@ struct WorkerOptions {
 class Worker {
  public:
   static constexpr int64_t kMaxDeaths = 2;
+  // How often a worker looks for jobs of a model it does not have HOT.
+  static constexpr std::chrono::milliseconds kColdPull{100};
 
   Worker(WorkerOptions options, std::shared_ptr<Redis> redis, BlobStore blobs);
   ~Worker();
@@ -84,6 +87,7 @@ class Worker {
 
   std::mutex mu_;  // guards held_
   std::map<std::string, Held> held_;  // job id -> its stream entry
+  std::atomic<bool> registered_{false};   // tier changes go to Redis from now on
   std::atomic<bool> stop_{false};         // no more pulls or claims
   std::atomic<bool> keeper_stop_{false};  // no more renewals (after the drain)
   std::vector<std::thread> pullers_;

@@ -36,6 +36,10 @@ int main(int argc, char** argv) {
   app.add_option("--max-log-events-per-job", opt.server.max_log_events_per_job, "as loom-server's");
   app.add_option("--max-stream-bytes", opt.server.max_stream_bytes, "as loom-server's");
   app.add_option("--max-token-ids-per-job", opt.server.max_token_ids_per_job, "as loom-server's");
+  app.add_option("--device-memory", opt.server.tier_budgets.device_bytes, "as loom-server's (HOT models per device)")
+      ->transform(CLI::AsSizeValue(false));
+  app.add_option("--host-memory", opt.server.tier_budgets.host_bytes, "as loom-server's (WARM models)")
+      ->transform(CLI::AsSizeValue(false));
   app.add_option("--blas-threads", blas_threads, "OpenBLAS threads for the models (default: one per core)");
   std::vector<std::string> webhook_allow;
   app.add_option("--webhook-allow", webhook_allow, "as loom-server's");

@@ -19,8 +19,9 @@ Status check_protocol_header(std::optional<std::string_view> header) {
 }
 
 namespace {
-constexpr JobState kStates[] = {JobState::kReceived, JobState::kQueued,    JobState::kDispatched, JobState::kRunning,
-                                JobState::kCompleted, JobState::kError,    JobState::kCancelled};
+constexpr JobState kStates[] = {JobState::kReceived, JobState::kQueued,    JobState::kDispatched,
+                                JobState::kLoading,  JobState::kRunning,   JobState::kCompleted,
+                                JobState::kError,    JobState::kCancelled};
 constexpr EventType kEventTypes[] = {EventType::kStatus,    EventType::kLog,    EventType::kCompleted,
                                      EventType::kError,     EventType::kCancelled, EventType::kStream,
                                      EventType::kStreamReply, EventType::kRejected, EventType::kToken};
@@ -42,6 +43,7 @@ const char* job_state_name(JobState state) {
     case JobState::kReceived: return "RECEIVED";
     case JobState::kQueued: return "QUEUED";
     case JobState::kDispatched: return "DISPATCHED";
+    case JobState::kLoading: return "LOADING";
     case JobState::kRunning: return "RUNNING";
     case JobState::kCompleted: return "COMPLETED";
     case JobState::kError: return "ERROR";

@@ -29,10 +29,12 @@ constexpr const char* kProtocolHeader = "X-Loom-Protocol";
 // bytes are accepted as input (quoted escaped).
 Status check_protocol_header(std::optional<std::string_view> header);
 
-// RECEIVED -> QUEUED -> DISPATCHED -> RUNNING -> COMPLETED | ERROR | CANCELLED.
+// RECEIVED -> QUEUED -> DISPATCHED [-> LOADING] -> RUNNING -> COMPLETED | ERROR | CANCELLED.
+// LOADING: the job's model was not on its device (its tier) and is being
+// loaded for it; its STATUS events carry "progress" (0..1).
 // kUnknown is what a peer's name this build does not know parses to (a newer
 // server may add states); it is never stored or sent.
-enum class JobState { kReceived, kQueued, kDispatched, kRunning, kCompleted, kError, kCancelled, kUnknown };
+enum class JobState { kReceived, kQueued, kDispatched, kLoading, kRunning, kCompleted, kError, kCancelled, kUnknown };
 const char* job_state_name(JobState state);        // "QUEUED"; "UNKNOWN" for kUnknown
 JobState parse_job_state(std::string_view name);   // exact names; kUnknown otherwise
 bool is_terminal(JobState state);                  // COMPLETED, ERROR, CANCELLED

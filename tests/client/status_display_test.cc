@@ -94,6 +94,29 @@ TEST_F(StatusDisplayTest, PlainModeWritesOneLinePerChangeWithoutControlCharacter
                             }));
 }
 
+TEST_F(StatusDisplayTest, LoadingShowsTheModelsProgressThenRunningDropsIt) {
+  StatusDisplay d = make(/*tty=*/false);
+  d.set_job("j1");
+  d.on_state("DISPATCHED");
+  d.on_state("LOADING", -1, {}, 0.0);
+  advance(300);
+  d.on_state("LOADING", -1, {}, 0.55);
+  d.on_state("LOADING", -1, {}, 0.55);  // no change, no line
+  advance(300);
+  d.on_state("LOADING", -1, {}, 1.0);
+  d.on_state("RUNNING");
+  advance(100);
+  d.finish("COMPLETED");
+  EXPECT_EQ(split_lines(out_.str()), (std::vector<std::string>{
+                                         "loom: job j1 DISPATCHED",
+                                         "loom: job j1 LOADING (model 0%)",
+                                         "loom: job j1 LOADING (model 55%)",
+                                         "loom: job j1 LOADING (model 100%)",
+                                         "loom: job j1 RUNNING",
+                                         "loom: job j1 COMPLETED in 0.7s (dispatched 0.0s, loading 0.6s, running 0.1s)",
+                                     }));
+}
+
 TEST_F(StatusDisplayTest, PlainVerboseSaysHowLongEachStateTook) {
   StatusDisplay d = make(/*tty=*/false, /*verbose=*/true);
   run_job(d);

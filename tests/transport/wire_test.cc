@@ -9,7 +9,7 @@ namespace {
 TEST(Wire, JobStateNamesRoundTripAndTerminalOnesAreTheThree) {
   const std::vector<std::pair<JobState, std::string>> all = {
       {JobState::kReceived, "RECEIVED"}, {JobState::kQueued, "QUEUED"},       {JobState::kDispatched, "DISPATCHED"},
-      {JobState::kRunning, "RUNNING"},   {JobState::kCompleted, "COMPLETED"}, {JobState::kError, "ERROR"},
+      {JobState::kLoading, "LOADING"},   {JobState::kRunning, "RUNNING"},   {JobState::kCompleted, "COMPLETED"}, {JobState::kError, "ERROR"},
       {JobState::kCancelled, "CANCELLED"}};
   for (const auto& [state, name] : all) {
     EXPECT_EQ(job_state_name(state), name);
