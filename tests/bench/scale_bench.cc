@@ -88,6 +88,13 @@ double blocking_p50(const client::ClientOptions& co, int n) {
   return percentile(t, 0.5);
 }
 
+// LOOM_BENCH_SCALE_PARTS picks parts (any of "throughput reclaim overhead";
+// all when unset), for profiling one of them.
+bool part(const char* name) {
+  const char* parts = std::getenv("LOOM_BENCH_SCALE_PARTS");
+  return parts == nullptr || std::string(parts).find(name) != std::string::npos;
+}
+
 }  // namespace
 
 void run_scale(Context& ctx) {
@@ -99,6 +106,7 @@ void run_scale(Context& ctx) {
   const std::vector<std::string> worker_flags = {"--blas-threads", "1"};
   double one = 0;
   for (int n : {1, 2, 4, 8}) {
+    if (!part("throughput")) break;
     loom::testing::Cluster cluster({{"gpt2-tiny", ckpt, 20}}, dir.file("n" + std::to_string(n)), 1, n, worker_flags);
     const double rate = throughput(options(cluster.url(), cluster.key()), 64, 8);
     std::cout << "scale: " << n << " worker(s): " << rate << " jobs/s" << std::endl;
@@ -106,7 +114,7 @@ void run_scale(Context& ctx) {
     if (n == 1) one = rate;
     else ctx.add("scale.throughput_ratio_" + std::to_string(n), rate / (n * one), "ratio", ">= 0.9");
   }
-  {
+  if (part("reclaim")) {
     // One worker takes the job; a second starts once it runs, then the first dies.
     loom::testing::Cluster cluster({{"gpt2-tiny", ckpt, 1000}}, dir.file("reclaim"), 1, 1,
                                    {"--lease", "5", "--blas-threads", "1"});
@@ -127,7 +135,7 @@ void run_scale(Context& ctx) {
     if (st.state != client::JobState::kCompleted) std::cerr << "scale: the reclaimed job ended " << st.state_name << "\n";
     ctx.add("scale.reclaim_s", seconds_since(t0), "s", "<= 10");
   }
-  {
+  if (part("overhead")) {
     double through_redis = 0, embedded = 0;
     {
       loom::testing::Cluster cluster({{"gpt2-tiny", ckpt}}, dir.file("overhead"), 1, 1, worker_flags);

@@ -39,16 +39,7 @@ ClientOptions options(const Cluster& c, size_t server = 0) {
 
 // Every event of a job, from the start, through `server`'s WebSocket.
 std::vector<nlohmann::json> all_events(const Cluster& c, size_t server, const std::string& id) {
-  EventStreamOptions eo;
-  eo.endpoint = {"127.0.0.1", c.ws_port(server)};
-  eo.api_key = c.key();
-  eo.job_id = id;
-  EventStream events(eo);
-  events.start();
-  std::vector<nlohmann::json> out;
-  nlohmann::json ev;
-  while (events.next(ev, 30s) == EventStream::Next::kEvent) out.push_back(ev);
-  return out;
+  return loom::testing::job_events(c.ws_port(server), c.key(), id);
 }
 
 // The job's status once it has ended (wait_for throws for ERROR and CANCELLED).

@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "client/event_stream.h"
 #include "tests/client/remote_test_util.h"
 #include "tests/server/redis_process.h"
 
@@ -93,6 +94,20 @@ class Child {
   std::string out_file_, err_file_;
   std::vector<std::string> lines_;
 };
+
+// Every event of job `id`, from the start, through the WebSocket on `ws_port`.
+inline std::vector<nlohmann::json> job_events(uint16_t ws_port, const std::string& api_key, const std::string& id) {
+  client::EventStreamOptions eo;
+  eo.endpoint = {"127.0.0.1", ws_port};
+  eo.api_key = api_key;
+  eo.job_id = id;
+  client::EventStream events(eo);
+  events.start();
+  std::vector<nlohmann::json> out;
+  nlohmann::json ev;
+  while (events.next(ev, std::chrono::seconds(30)) == client::EventStream::Next::kEvent) out.push_back(ev);
+  return out;
+}
 
 struct ClusterModel {
   std::string key;

@@ -11,7 +11,6 @@
 
 #include "client/client.h"
 #include "client/errors.h"
-#include "client/event_stream.h"
 #include "client/trace.h"
 #include "runtime/gpt2_config.h"
 #include "runtime/model.h"
@@ -25,18 +24,15 @@ using loom::testing::bitwise_equal;
 using loom::testing::TempDir;
 using namespace std::chrono_literals;
 
-// Every event of a job, from the start.
-std::vector<nlohmann::json> all_events(uint16_t ws_port, const std::string& key, const std::string& id) {
-  EventStreamOptions eo;
-  eo.endpoint = {"127.0.0.1", ws_port};
-  eo.api_key = key;
-  eo.job_id = id;
-  EventStream events(eo);
-  events.start();
-  std::vector<nlohmann::json> out;
-  nlohmann::json ev;
-  while (events.next(ev, 30s) == EventStream::Next::kEvent) out.push_back(ev);
-  return out;
+using loom::testing::job_events;
+
+ClientOptions client_options(const std::string& url, const std::string& key) {
+  ClientOptions o;
+  o.host = url;
+  o.api_key = key;
+  o.quiet = true;
+  o.timeout = 60s;
+  return o;
 }
 
 nlohmann::json get_models(const std::string& url, const std::string& key) {
@@ -97,7 +93,7 @@ class TiersTest : public ::testing::Test {
     for (size_t i = 0; i < remote.saved.size() && i < here.saved.size(); ++i) {
       EXPECT_TRUE(bitwise_equal(remote.saved[i].tensor, here.saved[i].tensor)) << key << " " << remote.saved[i].name;
     }
-    return all_events(ws_port, api_key, id);
+    return job_events(ws_port, api_key, id);
   }
 
   static TempDir* dir_;
@@ -126,12 +122,7 @@ TEST_F(TiersTest, EmbeddedServerDemotesLeastRecentlyUsedAndLoadsWithProgress) {
   EXPECT_EQ(tiers(server.url(), key), (Tiers{{"a", "HOT"}, {"b", "WARM"}, {"c", "COLD"}}));
   EXPECT_EQ(get_models(server.url(), key)["models"][0]["bytes"], model_bytes_);
 
-  ClientOptions o;
-  o.host = server.url();
-  o.api_key = key;
-  o.quiet = true;
-  o.timeout = 60s;
-  Client client(o);
+  Client client(client_options(server.url(), key));
   // HOT: no LOADING.
   EXPECT_TRUE(loading_progress(run_and_compare(client, "a", server.ws_port(), key)).empty());
   // WARM b is promoted; a (the least recently used HOT) goes WARM, and c stays COLD.
@@ -157,12 +148,7 @@ TEST_F(TiersTest, AModelLargerThanTheDeviceBudgetFailsItsJobsAndTheServerServesO
   loom::testing::ServerProcess server({{"a", path("a")}}, d.path(), {"--device-memory", half});
   const std::string key = loom::testing::create_key("tiers", server.data_dir());
   EXPECT_EQ(tiers(server.url(), key)["a"], "WARM");
-  ClientOptions o;
-  o.host = server.url();
-  o.api_key = key;
-  o.quiet = true;
-  o.timeout = 60s;
-  Client client(o);
+  Client client(client_options(server.url(), key));
   for (int i = 0; i < 2; ++i) {
     Trace tr = client.model("a").trace({at::arange(6, at::kLong).view({1, 6})});
     tr.output().save("logits");
@@ -210,12 +196,7 @@ TEST_F(TiersTest, WorkersPublishTheirTiersAndLoadOnDemand) {
   };
   EXPECT_EQ(worker_tier("a"), "HOT");
   EXPECT_EQ(worker_tier("b"), "WARM");
-  ClientOptions o;
-  o.host = cluster.url();
-  o.api_key = cluster.key();
-  o.quiet = true;
-  o.timeout = 60s;
-  Client client(o);
+  Client client(client_options(cluster.url(), cluster.key()));
   std::vector<double> p = loading_progress(run_and_compare(client, "b", cluster.ws_port(), cluster.key()));
   EXPECT_FALSE(p.empty());
   EXPECT_EQ(worker_tier("a"), "WARM");
@@ -227,12 +208,7 @@ TEST_F(TiersTest, AWorkerWithTheModelHotTakesItsJobsBeforeOneThatWouldLoadIt) {
   // Both workers: a HOT, b WARM. The first job for b makes it HOT on one of them.
   loom::testing::Cluster cluster({{"a", path("a")}, {"b", path("b")}}, d.path(), 1, 2,
                                  {"--device-memory", budget(), "--host-memory", budget()});
-  ClientOptions o;
-  o.host = cluster.url();
-  o.api_key = cluster.key();
-  o.quiet = true;
-  o.timeout = 60s;
-  Client client(o);
+  Client client(client_options(cluster.url(), cluster.key()));
   EXPECT_FALSE(loading_progress(run_and_compare(client, "b", cluster.ws_port(), cluster.key())).empty());
   // One at a time, so the worker with b HOT is always idle: it runs them all
   // and none loads b again (without the preference, the other worker would
