@@ -64,7 +64,8 @@ Status Execution::start(const std::vector<ModelSpec>& models) {
     return Status();
   }
   // Recovery: what a previous process left unfinished.
-  auto left = store_.list_by_state({JobState::kReceived, JobState::kQueued, JobState::kDispatched, JobState::kLoading, JobState::kRunning});
+  auto left = store_.list_by_state(
+      {JobState::kReceived, JobState::kQueued, JobState::kDispatched, JobState::kLoading, JobState::kRunning});
   if (!left.ok()) return left.status();
   for (JobRecord& job : *left) {
     const LoadedModel* lm = find_model(job.model);

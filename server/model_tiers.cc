@@ -1,5 +1,7 @@
 #include "server/model_tiers.h"
 
+#include <filesystem>
+
 #include "runtime/model.h"
 
 namespace loom::server {
@@ -136,6 +138,11 @@ Result<runtime::Model*> ModelTiers::acquire(const std::string& key, const std::f
                               " (--device-memory)");
   }
   const Tier was = slot.tier;
+  // A checkpoint gone from disk fails here, before other models are demoted for it.
+  std::error_code ec;
+  if (was != Tier::kWarm && !std::filesystem::exists(slot.spec.path, ec)) {
+    return not_found("loading model \"" + key + "\" from " + slot.spec.path + ": no such file or directory");
+  }
   if (progress) progress(0.0);
   // LOADING counts against the device from now on, so the room made stays made.
   set_tier(key, slot, Tier::kLoading);

@@ -83,7 +83,16 @@ json schemas() {
                         {{"key", {{"type", "string"}}},
                          {"kind", {{"type", "string"}}},
                          {"device", {{"type", "string"}}},
-                         {"revision", {{"type", "string"}, {"description", "SHA-256 of the model's files"}}}}}};
+                         {"revision", {{"type", "string"}, {"description", "SHA-256 of the model's files"}}},
+                         {"tier",
+                          {{"type", "string"},
+                           {"enum", {"HOT", "WARM", "COLD", "LOADING", ""}},
+                           {"description", "where the model is (scale-out: its best tier on a live worker)"}}},
+                         {"bytes", {{"type", "integer"}, {"description", "its parameters' and buffers' bytes"}}},
+                         {"workers",
+                          {{"type", "array"},
+                           {"description", "scale-out: the live workers serving it, with its tier on each"},
+                           {"items", {{"type", "object"}}}}}}}};
   s["Model"] = {{"allOf", {ref("ModelSummary"),
                            {{"type", "object"},
                             {"required", {"modules"}},

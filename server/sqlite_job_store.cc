@@ -491,7 +491,8 @@ Result<uint64_t> SqliteJobStore::count_active(const std::string& owner) {
                                               "count active jobs"));
   st.bind(1, owner);
   int i = 2;
-  for (JobState s : {JobState::kReceived, JobState::kQueued, JobState::kDispatched, JobState::kLoading, JobState::kRunning}) {
+  for (JobState s :
+       {JobState::kReceived, JobState::kQueued, JobState::kDispatched, JobState::kLoading, JobState::kRunning}) {
     st.bind(i++, std::string(job_state_name(s)));
   }
   LOOM_ASSIGN_OR_RETURN(bool row, st.step());

@@ -7,6 +7,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <map>
 
 #include "client/client.h"
@@ -161,6 +162,30 @@ TEST_F(TiersTest, AModelLargerThanTheDeviceBudgetFailsItsJobsAndTheServerServesO
     }
   }
   EXPECT_EQ(tiers(server.url(), key)["a"], "WARM");
+}
+
+TEST_F(TiersTest, ACheckpointGoneFromDiskFailsItsLoadWithTheReasonAndTheServerServesOn) {
+  TempDir d;
+  const std::string gone = d.file("gone");
+  ASSERT_TRUE(runtime::write_random_gpt2_checkpoint(gone, runtime::Gpt2Config::tiny(), 77).ok());
+  loom::testing::ServerProcess server({{"a", path("a")}, {"x", gone}}, d.path(),
+                                      {"--device-memory", budget(), "--host-memory", "1"});
+  const std::string key = loom::testing::create_key("tiers", server.data_dir());
+  EXPECT_EQ(tiers(server.url(), key), (std::map<std::string, std::string>{{"a", "HOT"}, {"x", "COLD"}}));
+  std::filesystem::remove_all(gone);
+  Client client(client_options(server.url(), key));
+  Trace tr = client.model("x").trace({at::arange(6, at::kLong).view({1, 6})});
+  tr.output().save("logits");
+  try {
+    tr.run({.remote = true, .no_cache = true});
+    ADD_FAILURE() << "ran a model whose checkpoint is gone";
+  } catch (const LoomError& e) {
+    EXPECT_EQ(e.code(), StatusCode::kNotFound) << e.what();
+    EXPECT_NE(std::string(e.what()).find("loading model \"x\" from " + gone), std::string::npos) << e.what();
+  }
+  // Nothing was demoted for it: a stays HOT and runs as before.
+  EXPECT_EQ(tiers(server.url(), key), (std::map<std::string, std::string>{{"a", "HOT"}, {"x", "COLD"}}));
+  EXPECT_TRUE(loading_progress(run_and_compare(client, "a", server.ws_port(), key)).empty());
 }
 
 TEST_F(TiersTest, TheBlockingCliShowsLoadingWithProgressInItsStatusLine) {
