@@ -141,12 +141,16 @@ void Delivery::emit_live(const std::string& job_id, const std::string& frame) {
 }
 
 void Delivery::transition(JobRecord& job, JobState state, json extra) {
+  (void)try_transition(job, state, std::move(extra));  // failures are logged
+}
+
+Status Delivery::try_transition(JobRecord& job, JobState state, json extra) {
   job.state = state;
   job.updated_ms = now_ms();
   metrics_.job_entered(state);
   extra["type"] = event_type_name(EventType::kStatus);
   extra["state"] = job_state_name(state);
-  (void)emit(job.id, extra, nullptr, &job);  // failures are logged
+  return emit(job.id, extra, nullptr, &job);
 }
 
 void Delivery::finish(JobRecord& job, JobState state, StatusCode code, const std::string& message) {

@@ -58,6 +58,9 @@ class Delivery {
   // A non-terminal state change: sets, persists, announces a STATUS event
   // (`extra` fields join it).
   void transition(JobRecord& job, JobState state, nlohmann::json extra = nlohmann::json::object());
+  // The same, saying whether it was stored (a shared store refuses a job
+  // that ended elsewhere: FAILED_PRECONDITION).
+  Status try_transition(JobRecord& job, JobState state, nlohmann::json extra = nlohmann::json::object());
   // ERROR or CANCELLED with its code and message, and the webhook.
   void finish(JobRecord& job, JobState state, StatusCode code, const std::string& message);
   // COMPLETED (the result is stored already): the event, counted, and the

@@ -381,9 +381,10 @@ void Execution::run_job(const std::string& id, std::optional<JobRecord>& held) {
   delivery_.transition(job, JobState::kDispatched);
   Result<runtime::Model*> model = acquire_model(job);
   if (!model.ok()) return delivery_.finish(job, JobState::kError, model.status().code(), model.status().message());
-  delivery_.transition(job, JobState::kRunning,
-                       hooks_.worker_name.empty() ? json::object() : json{{"worker", hooks_.worker_name}});
-  if (hooks_.shared_store && ended_elsewhere(job)) return;
+  Status running = delivery_.try_transition(
+      job, JobState::kRunning, hooks_.worker_name.empty() ? json::object() : json{{"worker", hooks_.worker_name}});
+  // A shared store refuses the change when the job ended elsewhere (or is gone).
+  if (hooks_.shared_store && !running.ok()) return;
   if (!req) {  // submitted before a restart, or too large to keep: from the store
     auto body = blobs_.get(BlobKind::kRequest, id);
     auto decoded = body.ok() ? transport::decode_request(*body, options_.decode_limits())

@@ -167,8 +167,12 @@ void Worker::take(const std::string& model, const std::string& entry, const std:
     std::lock_guard<std::mutex> lock(mu_);
     held_[job_id] = Held{names_.queue(model), entry};
   }
-  auto rec = job_id.empty() ? Result<JobRecord>(not_found("entry without a job")) : store_.get(job_id);
-  if (!rec.ok() || is_terminal(rec->state)) return done(job_id);  // removed, or ended (its ack was lost)
+  if (job_id.empty()) return done(job_id);
+  // A fresh entry goes straight to the executor, which reads the record and
+  // leaves a removed or ended one alone (its ack was lost); a reclaimed one
+  // is looked at here first, for the poison guard.
+  auto rec = reclaimed ? store_.get(job_id) : Result<JobRecord>(JobRecord{});
+  if (reclaimed && (!rec.ok() || is_terminal(rec->state))) return done(job_id);
   JobRecord& job = *rec;
   if (reclaimed && (job.state == JobState::kDispatched || job.state == JobState::kLoading ||
                     job.state == JobState::kRunning)) {

@@ -95,6 +95,13 @@ bool part(const char* name) {
   return parts == nullptr || std::string(parts).find(name) != std::string::npos;
 }
 
+// The Redis's appendfsync: always (nothing acknowledged is lost, what the
+// cluster tests use) unless LOOM_BENCH_APPENDFSYNC says everysec.
+std::string fsync_policy() {
+  const char* p = std::getenv("LOOM_BENCH_APPENDFSYNC");
+  return p != nullptr && std::string(p) == "everysec" ? "everysec" : "always";
+}
+
 }  // namespace
 
 void run_scale(Context& ctx) {
@@ -107,7 +114,8 @@ void run_scale(Context& ctx) {
   double one = 0;
   for (int n : {1, 2, 4, 8}) {
     if (!part("throughput")) break;
-    loom::testing::Cluster cluster({{"gpt2-tiny", ckpt, 20}}, dir.file("n" + std::to_string(n)), 1, n, worker_flags);
+    loom::testing::Cluster cluster({{"gpt2-tiny", ckpt, 20}}, dir.file("n" + std::to_string(n)), 1, n, worker_flags, {},
+                                   fsync_policy());
     const double rate = throughput(options(cluster.url(), cluster.key()), 64, 8);
     std::cout << "scale: " << n << " worker(s): " << rate << " jobs/s" << std::endl;
     ctx.add("scale.throughput_" + std::to_string(n), rate, "jobs/s");
@@ -151,7 +159,8 @@ void run_scale(Context& ctx) {
   if (part("overhead")) {
     double through_redis = 0, embedded = 0;
     {
-      loom::testing::Cluster cluster({{"gpt2-tiny", ckpt}}, dir.file("overhead"), 1, 1, worker_flags);
+      loom::testing::Cluster cluster({{"gpt2-tiny", ckpt}}, dir.file("overhead"), 1, 1, worker_flags, {},
+                                     fsync_policy());
       through_redis = blocking_p50(options(cluster.url(), cluster.key()), 200);
     }
     {

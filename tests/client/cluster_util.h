@@ -117,12 +117,14 @@ struct ClusterModel {
 
 class Cluster {
  public:
+  // appendfsync: the Redis's AOF policy (RedisProcess).
   Cluster(std::vector<ClusterModel> models, const std::string& dir, int servers, int workers,
-          std::vector<std::string> worker_flags = {}, std::vector<std::string> server_flags = {})
+          std::vector<std::string> worker_flags = {}, std::vector<std::string> server_flags = {},
+          const std::string& appendfsync = "always")
       : dir_(dir), worker_flags_(std::move(worker_flags)), server_flags_(std::move(server_flags)) {
     std::filesystem::create_directories(dir_ + "/redis");
     std::filesystem::create_directories(dir_ + "/blobs");
-    redis_ = std::make_unique<RedisProcess>(dir_ + "/redis");
+    redis_ = std::make_unique<RedisProcess>(dir_ + "/redis", appendfsync);
     {
       std::ofstream f(dir_ + "/models.json");
       f << "{\"models\": [";

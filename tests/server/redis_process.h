@@ -37,7 +37,12 @@ inline uint16_t free_port() {
 
 class RedisProcess {
  public:
-  explicit RedisProcess(std::string dir) : dir_(std::move(dir)), port_(free_port()) { start(); }
+  // appendfsync "always" (the default here: nothing acknowledged is lost,
+  // even to a kill -9) or "everysec" (Redis's own default: up to a second).
+  explicit RedisProcess(std::string dir, std::string appendfsync = "always")
+      : dir_(std::move(dir)), appendfsync_(std::move(appendfsync)), port_(free_port()) {
+    start();
+  }
   ~RedisProcess() { stop(/*hard=*/true); }
   RedisProcess(const RedisProcess&) = delete;
   RedisProcess& operator=(const RedisProcess&) = delete;
@@ -48,7 +53,7 @@ class RedisProcess {
   void start() {
     const std::string port = std::to_string(port_);
     std::vector<std::string> args = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
-                                     "--appendonly", "yes", "--appendfsync", "always", "--dir", dir_,
+                                     "--appendonly", "yes", "--appendfsync", appendfsync_, "--dir", dir_,
                                      "--daemonize", "no", "--logfile", dir_ + "/redis.log",
                                      // STREAM frames ride pub/sub: no output-buffer cap on subscribers.
                                      "--client-output-buffer-limit", "pubsub 0 0 0"};
@@ -85,6 +90,7 @@ class RedisProcess {
 
  private:
   std::string dir_;
+  std::string appendfsync_;
   uint16_t port_;
   pid_t pid_ = -1;
 };
