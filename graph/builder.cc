@@ -168,6 +168,26 @@ void HookPoint::set(const Value& v) const {
   builder()->add_node(std::move(n));
 }
 
+Value HookPoint::grad() const { return Value(builder(), builder()->grad_node(point_)); }
+
+void HookPoint::set_grad(const Value& v) const {
+  if (builder_of(v) != builder()) throw std::logic_error("loom: set_grad() with a value from another trace");
+  graph::Node n;
+  n.kind = graph::NodeKind::kSetGrad;
+  n.point = point_;
+  n.input = v.node();
+  builder()->add_node(std::move(n));
+}
+
+void ModuleRef::skip(const Value& v) const {
+  if (builder_of(v) != builder_) throw std::logic_error("loom: skip() with a value from another trace");
+  graph::Node n;
+  n.kind = graph::NodeKind::kSkip;
+  n.point = graph::Point{path_, graph::Io::kOutput, -1, call_, invoke_, call_end_};
+  n.input = v.node();
+  builder_->add_node(std::move(n));
+}
+
 HookPoint ModuleRef::output(int32_t element) const {
   graph::Point p{path_, graph::Io::kOutput, element, call_, invoke_, call_end_};
   return HookPoint(builder_, std::move(p));
@@ -203,6 +223,17 @@ ModuleRef Builder::module(const std::string& path, int32_t invoke) { return Modu
 uint32_t Builder::add_node(graph::Node node) {
   graph_.nodes.push_back(std::move(node));
   return static_cast<uint32_t>(graph_.nodes.size() - 1);
+}
+
+uint32_t Builder::grad_node(const graph::Point& point) {
+  auto [it, inserted] = grads_.emplace(point_key(point), 0);
+  if (inserted) {
+    graph::Node n;
+    n.kind = graph::NodeKind::kGrad;
+    n.point = point;
+    it->second = add_node(std::move(n));
+  }
+  return it->second;
 }
 
 uint32_t Builder::read_node(const graph::Point& point) {
@@ -274,6 +305,31 @@ void Builder::stop(const Value& after) {
   n.kind = graph::NodeKind::kStop;
   n.input = after.node();
   add_node(std::move(n));
+}
+
+void Builder::backward(const Value& loss) {
+  check_own(this, loss);
+  graph::Node n;
+  n.kind = graph::NodeKind::kBackward;
+  n.input = loss.node();
+  add_node(std::move(n));
+}
+
+void Builder::cache(const std::vector<std::string>& modules, bool inputs, bool every_step) {
+  for (const std::string& path : modules) {
+    ModuleRef m = module(path);
+    if (every_step) m = m.all_steps();
+    const std::string prefix = path.empty() ? "" : path + ".";
+    m.output().save(prefix + "output");
+    if (inputs) m.input(0).save(prefix + "input");
+  }
+}
+
+Value next_token_loss(const Value& logits, const Value& input_ids) {
+  Value logp = logits.slice(1, 0, -1).log_softmax(-1);
+  Value next = input_ids.slice(1, 1, std::nullopt).unsqueeze(-1);
+  Value picked = builder_of(logits)->op("aten::gather", {logp, -1, next, false});
+  return -picked.mean({0, 1, 2});
 }
 
 }  // namespace loom

@@ -123,6 +123,10 @@ Value matmul(const Value& a, const Value& b);
 Value cat(const std::vector<Value>& values, int64_t dim = 0);
 Value stack(const std::vector<Value>& values, int64_t dim = 0);
 Value where(const Value& condition, const Value& a, const Value& b);
+// The mean next-token cross-entropy of `logits` [B, T, V] against the ids
+// [B, T] that produced them, as transformers' `labels=input_ids`: position t
+// predicts token t + 1. A scalar, for Builder::backward.
+Value next_token_loss(const Value& logits, const Value& input_ids);
 
 // A hook point of a module. It is the Value read there (one read node per
 // distinct point), and it can be set.
@@ -133,6 +137,14 @@ class HookPoint : public Value {
   Value value() const { return *this; }
   // Replaces the point's value with `v` before the model continues.
   void set(const Value& v) const;
+  // The gradient of the trace's backward() loss with respect to this value,
+  // as it flows back through the point (before any set_grad here). It can
+  // be saved or used like any value during the backward pass. Gradients are
+  // taken with respect to hook values only: weights never require grad.
+  Value grad() const;
+  // Replaces the gradient flowing back through this point with `v` (its
+  // shape): what reaches earlier points is computed from `v`.
+  void set_grad(const Value& v) const;
   const graph::Point& point() const { return point_; }
 
  private:
@@ -158,6 +170,9 @@ class ModuleRef {
   ModuleRef steps(uint32_t first, uint32_t end) const;
   // Every step from `first` on (default: all of them).
   ModuleRef all_steps(uint32_t first = 0) const;
+  // The module does not run (on this call); its output is `v`, which must
+  // have the shape and dtype the output would have had (scan checks it).
+  void skip(const Value& v) const;
 
  private:
   Builder* builder_;
@@ -193,6 +208,13 @@ class Builder {
   void log(const std::string& text, const Value& v);
   // Ends the forward pass as soon as `after` is available.
   void stop(const Value& after);
+  // Runs a backward pass from `loss` (a scalar) as soon as it is available;
+  // HookPoint::grad() values come from it. One per trace.
+  void backward(const Value& loss);
+  // Saves the output (and with `inputs` the input 0) of each module in
+  // `modules` as "PATH.output" / "PATH.input" ("output"/"input" for the
+  // root). With `every_step` (generations) a value per step: "PATH.output@K".
+  void cache(const std::vector<std::string>& modules, bool inputs = false, bool every_step = false);
 
   const graph::Graph& graph() const { return graph_; }
   uint32_t invokes() const { return graph_.invokes; }
@@ -200,6 +222,7 @@ class Builder {
   // Used by the value types; not needed by callers.
   uint32_t add_node(graph::Node node);
   uint32_t read_node(const graph::Point& point);
+  uint32_t grad_node(const graph::Point& point);
 
  protected:
   uint32_t add_invoke() { return graph_.invokes++; }
@@ -207,6 +230,7 @@ class Builder {
  private:
   graph::Graph graph_;
   std::map<std::string, uint32_t> reads_;  // point key -> read node, one node per point
+  std::map<std::string, uint32_t> grads_;  // point key -> grad node, likewise
 };
 
 }  // namespace loom

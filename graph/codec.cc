@@ -185,6 +185,20 @@ void node_to_capnp(const Node& n, schema::Node::Builder b) {
       break;
     }
     case NodeKind::kStop: b.setStop(n.input); break;
+    case NodeKind::kGrad: point_to_capnp(n.point, b.initGrad()); break;
+    case NodeKind::kSetGrad: {
+      auto s = b.initSetGrad();
+      point_to_capnp(n.point, s.initPoint());
+      s.setValue(n.input);
+      break;
+    }
+    case NodeKind::kBackward: b.setBackward(n.input); break;
+    case NodeKind::kSkip: {
+      auto s = b.initSkip();
+      point_to_capnp(n.point, s.initPoint());
+      s.setValue(n.input);
+      break;
+    }
   }
 }
 
@@ -276,6 +290,27 @@ Result<Node> node_from_capnp(schema::Node::Reader r, ReadBudget& budget) {
       n.kind = NodeKind::kStop;
       n.input = r.getStop();
       return n;
+    case schema::Node::GRAD: {
+      n.kind = NodeKind::kGrad;
+      LOOM_ASSIGN_OR_RETURN(n.point, point_from_capnp(r.getGrad(), budget));
+      return n;
+    }
+    case schema::Node::SET_GRAD: {
+      n.kind = NodeKind::kSetGrad;
+      LOOM_ASSIGN_OR_RETURN(n.point, point_from_capnp(r.getSetGrad().getPoint(), budget));
+      n.input = r.getSetGrad().getValue();
+      return n;
+    }
+    case schema::Node::BACKWARD:
+      n.kind = NodeKind::kBackward;
+      n.input = r.getBackward();
+      return n;
+    case schema::Node::SKIP: {
+      n.kind = NodeKind::kSkip;
+      LOOM_ASSIGN_OR_RETURN(n.point, point_from_capnp(r.getSkip().getPoint(), budget));
+      n.input = r.getSkip().getValue();
+      return n;
+    }
   }
   return invalid_argument("unknown node kind " + std::to_string(static_cast<int>(r.which())) +
                           " (sent by a newer client?)");

@@ -56,6 +56,10 @@ struct Node {
     stream :group { value @9 :UInt32; callback @10 :Text; anyShape @14 :Bool; }
     log :group { value @11 :UInt32; text @12 :Text; }
     stop @13 :UInt32;       # stop once this node is available
+    grad @15 :Point;        # the gradient through this point's value (backward pass)
+    setGrad :group { point @16 :Point; value @17 :UInt32; }
+    backward @18 :UInt32;   # backward pass from this scalar node
+    skip :group { point @19 :Point; value @20 :UInt32; }  # the module does not run; its output is `value`
   }
 }
 

@@ -69,6 +69,10 @@ const char* node_kind_name(NodeKind kind) {
     case NodeKind::kStream: return "stream";
     case NodeKind::kLog: return "log";
     case NodeKind::kStop: return "stop";
+    case NodeKind::kGrad: return "grad";
+    case NodeKind::kSetGrad: return "set_grad";
+    case NodeKind::kBackward: return "backward";
+    case NodeKind::kSkip: return "skip";
   }
   return "?";
 }
@@ -76,7 +80,8 @@ const char* node_kind_name(NodeKind kind) {
 std::vector<uint32_t> Node::dependencies() const {
   switch (kind) {
     case NodeKind::kSet: case NodeKind::kSave: case NodeKind::kStream:
-    case NodeKind::kLog: case NodeKind::kStop:
+    case NodeKind::kLog: case NodeKind::kStop: case NodeKind::kSetGrad:
+    case NodeKind::kBackward: case NodeKind::kSkip:
       return {input};
     case NodeKind::kOp: {
       std::vector<uint32_t> deps;
@@ -86,7 +91,7 @@ std::vector<uint32_t> Node::dependencies() const {
       }
       return deps;
     }
-    case NodeKind::kRead: case NodeKind::kConstant:
+    case NodeKind::kRead: case NodeKind::kConstant: case NodeKind::kGrad:
       return {};
   }
   return {};
@@ -99,7 +104,10 @@ std::string describe_node(const Graph& graph, uint32_t index) {
   s += " (";
   s += node_kind_name(n.kind);
   switch (n.kind) {
-    case NodeKind::kRead: case NodeKind::kSet: s += " " + n.point.to_string(); break;
+    case NodeKind::kRead: case NodeKind::kSet: case NodeKind::kGrad: case NodeKind::kSetGrad:
+    case NodeKind::kSkip:
+      s += " " + n.point.to_string();
+      break;
     case NodeKind::kOp: s += " " + n.op; break;
     case NodeKind::kSave: case NodeKind::kStream: s += " \"" + n.name + "\""; break;
     default: break;

@@ -84,13 +84,17 @@ enum class NodeKind : uint8_t {
   kStream,    // hand node `input` to client callback `name`, use its reply
   kLog,       // send `name` (text) and node `input` to the client as a LOG event
   kStop,      // end the forward pass once node `input` is available
+  kGrad,      // the gradient flowing back through `point`'s value (backward pass)
+  kSetGrad,   // replace that gradient with node `input` before it flows further back
+  kBackward,  // run the backward pass from node `input`, a scalar
+  kSkip,      // module `point.module` does not run on call `point.call`; its output is node `input`
 };
 const char* node_kind_name(NodeKind kind);
 
 struct Node {
   NodeKind kind = NodeKind::kOp;
-  Point point;                 // kRead, kSet
-  uint32_t input = 0;          // kSet, kSave, kStream, kLog, kStop
+  Point point;                 // kRead, kSet, kGrad, kSetGrad, kSkip
+  uint32_t input = 0;          // kSet, kSave, kStream, kLog, kStop, kSetGrad, kBackward, kSkip
   std::string op;              // kOp: "aten::add.Tensor"
   std::vector<Arg> args;       // kOp
   TensorData tensor;           // kConstant (inline)

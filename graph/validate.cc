@@ -83,9 +83,10 @@ Status check_tensor(const Graph& g, uint32_t i, const TensorData& t, const Graph
 bool node_has_value(NodeKind kind) {
   switch (kind) {
     case NodeKind::kRead: case NodeKind::kOp: case NodeKind::kConstant:
-    case NodeKind::kStream: case NodeKind::kSave:
+    case NodeKind::kStream: case NodeKind::kSave: case NodeKind::kGrad:
       return true;
     case NodeKind::kSet: case NodeKind::kLog: case NodeKind::kStop:
+    case NodeKind::kSetGrad: case NodeKind::kBackward: case NodeKind::kSkip:
       return false;
   }
   return false;
@@ -104,8 +105,14 @@ Status validate(const Graph& g, const ValidateOptions& o) {
   }
   uint64_t inline_bytes = 0;
   std::unordered_set<std::string> save_names;
+  // Per node: whether it uses a gradient (transitively). Gradients exist only
+  // during the backward pass, after every forward value they could change.
+  std::vector<uint8_t> uses_grad(g.nodes.size(), 0);
+  int64_t backward = -1;
+  int64_t first_grad = -1;
   for (uint32_t i = 0; i < g.nodes.size(); ++i) {
     const Node& n = g.nodes[i];
+    if (n.kind == NodeKind::kGrad) uses_grad[i] = 1;
     for (uint32_t dep : n.dependencies()) {
       if (dep >= g.nodes.size()) {
         return node_error(g, i, "refers to node " + std::to_string(dep) + ", which does not exist (the graph has " +
@@ -118,6 +125,12 @@ Status validate(const Graph& g, const ValidateOptions& o) {
       if (!node_has_value(g.nodes[dep].kind)) {
         return node_error(g, i, "uses " + describe_node(g, dep) + ", which has no value");
       }
+      if (uses_grad[dep]) uses_grad[i] = 1;
+    }
+    if (uses_grad[i] && (n.kind == NodeKind::kSet || n.kind == NodeKind::kSkip || n.kind == NodeKind::kBackward ||
+                         n.kind == NodeKind::kStop)) {
+      return node_error(g, i, "uses a gradient, which exists only during the backward pass, after the forward values "
+                              "this node would need it for");
     }
     switch (n.kind) {
       case NodeKind::kRead: case NodeKind::kSet:
@@ -179,7 +192,36 @@ Status validate(const Graph& g, const ValidateOptions& o) {
         break;
       case NodeKind::kStop:
         break;
+      case NodeKind::kGrad: case NodeKind::kSetGrad:
+        LOOM_RETURN_IF_ERROR(check_point(g, i, n.point, o));
+        if (n.point.repeats()) {
+          return node_error(g, i, "gradients at a point covering several steps are not supported: name one step");
+        }
+        if (first_grad < 0) first_grad = i;
+        break;
+      case NodeKind::kBackward:
+        if (backward >= 0) {
+          return node_error(g, i, "a trace runs one backward pass, and " + describe_node(g, static_cast<uint32_t>(backward)) +
+                                      " is already one (sum the losses into one scalar)");
+        }
+        backward = i;
+        break;
+      case NodeKind::kSkip:
+        LOOM_RETURN_IF_ERROR(check_point(g, i, n.point, o));
+        if (n.point.io != Io::kOutput || n.point.index != -1) {
+          return node_error(g, i, "a skip replaces a module's whole output: use the output point with no element index");
+        }
+        if (n.point.invoke != -1) {
+          return node_error(g, i, "a module runs for the whole batch, so a skip cannot be limited to invoke " +
+                                      std::to_string(n.point.invoke));
+        }
+        if (n.point.module.empty()) return node_error(g, i, "the root module cannot be skipped");
+        break;
     }
+  }
+  if (first_grad >= 0 && backward < 0) {
+    return node_error(g, static_cast<uint32_t>(first_grad),
+                      "reads or sets a gradient, but the trace has no backward pass (call backward(loss))");
   }
   return Status();
 }

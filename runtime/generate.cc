@@ -137,8 +137,10 @@ Result<RunOutput> generate_unguarded(CausalLm& model, const graph::Graph& graph,
   }
   for (uint32_t i = 0; i < graph.nodes.size(); ++i) {
     const graph::Node& n = graph.nodes[i];
-    if ((n.kind == graph::NodeKind::kRead || n.kind == graph::NodeKind::kSet) &&
-        static_cast<int64_t>(n.point.call) >= gen.max_new_tokens) {
+    const bool has_point = n.kind == graph::NodeKind::kRead || n.kind == graph::NodeKind::kSet ||
+                           n.kind == graph::NodeKind::kGrad || n.kind == graph::NodeKind::kSetGrad ||
+                           n.kind == graph::NodeKind::kSkip;
+    if (has_point && static_cast<int64_t>(n.point.call) >= gen.max_new_tokens) {
       return invalid_argument(describe_node(graph, i) + ": step " + std::to_string(n.point.call) +
                               " never runs: a generation of " + std::to_string(gen.max_new_tokens) +
                               " new tokens has steps 0.." + std::to_string(gen.max_new_tokens - 1));
@@ -155,7 +157,8 @@ Result<RunOutput> generate_unguarded(CausalLm& model, const graph::Graph& graph,
   LOOM_ASSIGN_OR_RETURN(std::unique_ptr<Interleaver> il, Interleaver::create(model, graph, batch.rows, options));
   LOOM_RETURN_IF_ERROR(il->start());
 
-  c10::InferenceMode guard;
+  // A backward pass needs autograd history, which inference tensors lack.
+  c10::InferenceMode guard(!il->wants_grad());
   // The per-step bookkeeping is plain C++ on the CPU: a handful of ATen
   // calls per step would cost more than the interleaver (bench gen).
   const at::Device device(model.device());

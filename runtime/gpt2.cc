@@ -243,7 +243,7 @@ at::Tensor Gpt2Model::block(int layer, const at::Tensor& input, Step& step, Hook
 }
 
 c10::IValue Gpt2Model::forward(std::vector<c10::IValue> inputs, HookSink* sink) {
-  c10::InferenceMode guard;
+  c10::InferenceMode guard(sink == nullptr || !sink->wants_grad());
   if (inputs.size() != 1 || !inputs[0].isTensor()) {
     throw std::invalid_argument("GPT-2 takes one input: input_ids, an integer tensor [batch, seq]");
   }
@@ -254,7 +254,7 @@ c10::IValue Gpt2Model::forward(std::vector<c10::IValue> inputs, HookSink* sink) 
 }
 
 at::Tensor Gpt2Model::forward_step(const StepInputs& step_in, KvCache& cache, HookSink* sink) {
-  c10::InferenceMode guard;
+  c10::InferenceMode guard(sink == nullptr || !sink->wants_grad());
   at::Tensor ids = step_in.input_ids;
   if (ids.dim() != 2 || !at::isIntegralType(ids.scalar_type(), false)) {
     throw std::invalid_argument("GPT-2 input_ids must be an integer tensor [batch, seq], got " +

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
+#include <torch/csrc/autograd/autograd.h>
 
 #include <algorithm>
 #include <functional>
@@ -32,7 +33,7 @@ std::string short_message(const std::exception& e) {
 
 bool runnable(graph::NodeKind k) {
   return k == graph::NodeKind::kOp || k == graph::NodeKind::kSave || k == graph::NodeKind::kStream ||
-         k == graph::NodeKind::kLog || k == graph::NodeKind::kStop;
+         k == graph::NodeKind::kLog || k == graph::NodeKind::kStop || k == graph::NodeKind::kBackward;
 }
 
 // Replies arrive on the CPU; the model's device is where they are used.
@@ -100,7 +101,14 @@ Result<std::unique_ptr<Interleaver>> Interleaver::create(const Model& model, con
       if (!op.ok()) return op.status().with_context(describe_node(graph, i));
       il->ops_[i] = std::move(op).value();
     }
-    if (node.kind == graph::NodeKind::kRead || node.kind == graph::NodeKind::kSet) {
+    if (node.kind == graph::NodeKind::kBackward) il->backward_ = i;
+    if (node.kind == graph::NodeKind::kSkip && model.kind() == "torchscript") {
+      return invalid_argument(describe_node(graph, i) +
+                              ": a TorchScript model cannot skip modules (its graph calls them); native models can");
+    }
+    if (node.kind == graph::NodeKind::kRead || node.kind == graph::NodeKind::kSet ||
+        node.kind == graph::NodeKind::kGrad || node.kind == graph::NodeKind::kSetGrad ||
+        node.kind == graph::NodeKind::kSkip) {
       const graph::Point& p = node.point;
       int id = model.module_id(p.module);
       if (id < 0) return invalid_argument(describe_node(graph, i) + ": the model has no module \"" + p.module + "\"");
@@ -110,8 +118,14 @@ Result<std::unique_ptr<Interleaver>> Interleaver::create(const Model& model, con
         return s.io == p.io && s.index == p.index && s.call == p.call && s.call_end == p.call_end &&
                s.invoke == p.invoke;
       });
-      if (it == sites.end()) it = sites.insert(sites.end(), Site{p.io, p.index, p.call, p.call_end, p.invoke, {}, {}});
-      (node.kind == graph::NodeKind::kRead ? it->reads : it->sets).push_back(i);
+      if (it == sites.end()) it = sites.insert(sites.end(), Site{p.io, p.index, p.call, p.call_end, p.invoke, {}, {}, {}, {}, {}});
+      switch (node.kind) {
+        case graph::NodeKind::kRead: it->reads.push_back(i); break;
+        case graph::NodeKind::kSet: it->sets.push_back(i); break;
+        case graph::NodeKind::kGrad: it->grads.push_back(i); break;
+        case graph::NodeKind::kSetGrad: it->grad_sets.push_back(i); break;
+        default: it->skips.push_back(i); break;
+      }
     }
   }
   // A repeating save "x" names its tensors x@K: no other save may take such a name.
@@ -224,6 +238,7 @@ void Interleaver::on_input(int module_id, int arg, c10::IValue& value) {
 
 void Interleaver::on_output(int module_id, c10::IValue& value) {
   check_deadline();
+  if (!grad_leaves_.empty() && !backward_done_) count_autograd_bytes(value);
   if (!interested_[module_id]) return;
   const uint32_t call = calls_[module_id]++;
   matched_.clear();
@@ -235,11 +250,38 @@ void Interleaver::on_output(int module_id, c10::IValue& value) {
   fire(value, call);
 }
 
+bool Interleaver::skip(int module_id, c10::IValue& output) {
+  if (!interested_[module_id]) return false;
+  const uint32_t call = calls_[module_id];
+  for (Site& s : sites_[module_id]) {
+    if (s.skips.empty() || !graph::Point{"", s.io, s.index, s.call, -1, s.call_end}.covers(call)) continue;
+    const uint32_t node = s.skips.back();
+    const uint32_t input = graph_.nodes[node].input;
+    if (!done_[input]) {
+      int64_t r = blocking_read(input);
+      fail(invalid_argument(describe_node(graph_, node) + ": needs " +
+                            (r < 0 ? describe_node(graph_, input) + ", which has not run"
+                                   : describe_node(graph_, static_cast<uint32_t>(r)) + ", whose module runs later") +
+                            " (a skip's value must be ready when its module would run)"));
+    }
+    output = values_[input];
+    for (uint32_t k : s.skips) done_[k] = ever_done_[k] = 1;
+    return true;
+  }
+  return false;
+}
+
 // All reads of the matched sites come first, then what they make ready,
 // then the sets: a set at one invoke may use a read of another at the same
 // module, and every read sees the value the model produced.
 void Interleaver::fire(c10::IValue& value, uint32_t call) {
   if (matched_.empty()) return;
+  if (backward_ >= 0 && !backward_done_) {
+    // Before the reads, so that a loss computed from them reaches the leaf.
+    for (Site* site : matched_) {
+      if (!site->grads.empty() || !site->grad_sets.empty()) track_grad(*site, value, false);
+    }
+  }
   for (Site* site : matched_) {
     if (site->reads.empty()) continue;
     if (site->call_end != 0) {
@@ -285,15 +327,28 @@ void Interleaver::fire(c10::IValue& value, uint32_t call) {
       value = std::move(part);
     }
   }
+  if (backward_ >= 0 && !backward_done_) {
+    // On the value the model goes on with (after any set here).
+    for (Site* site : matched_) {
+      if (!site->grads.empty() || !site->grad_sets.empty()) track_grad(*site, value, true);
+    }
+  }
   if (stop_requested_) {
     stopped_ = true;
     throw Unwind();
   }
 }
 
+uint32_t Interleaver::Site::first_node() const {
+  for (const auto* v : {&reads, &sets, &grads, &grad_sets, &skips}) {
+    if (!v->empty()) return v->front();
+  }
+  return 0;
+}
+
 c10::IValue Interleaver::site_value(const Site& site, const c10::IValue& value) {
   if (site.io != graph::Io::kOutput || site.index < 0) return value;
-  const uint32_t first = !site.reads.empty() ? site.reads[0] : site.sets[0];
+  const uint32_t first = site.first_node();
   if (!value.isTuple()) {
     fail(invalid_argument(describe_node(graph_, first) + ": the output of \"" + module_name(first) + "\" is a " +
                           value.tagKind() + ", not a tuple: drop the element index"));
@@ -424,6 +479,9 @@ void Interleaver::run_node(uint32_t n) {
     case graph::NodeKind::kStop:
       stop_requested_ = true;
       break;
+    case graph::NodeKind::kBackward:
+      run_backward(n);
+      break;
     default:
       break;
   }
@@ -432,7 +490,9 @@ void Interleaver::run_node(uint32_t n) {
 
 int64_t Interleaver::blocking_read(uint32_t node) const {
   if (done_[node]) return -1;
-  if (graph_.nodes[node].kind == graph::NodeKind::kRead) return node;
+  if (graph_.nodes[node].kind == graph::NodeKind::kRead || graph_.nodes[node].kind == graph::NodeKind::kGrad) {
+    return node;
+  }
   for (uint32_t d : graph_.nodes[node].dependencies()) {
     int64_t r = blocking_read(d);
     if (r >= 0) return r;
@@ -464,6 +524,23 @@ Status Interleaver::finish(std::exception_ptr forward_error) {
   for (uint32_t i = 0; i < graph_.nodes.size(); ++i) {
     const graph::Node& node = graph_.nodes[i];
     if (done_[i] || ever_done_[i]) continue;
+    if (node.kind == graph::NodeKind::kSkip) {
+      return invalid_argument(describe_node(graph_, i) + ": never applied: the module was not called" +
+                              (stopped_ ? " before the run was stopped by a stop node" : ""));
+    }
+    if (node.kind == graph::NodeKind::kBackward && !stopped_) {
+      return invalid_argument(describe_node(graph_, i) + ": never ran: " +
+                              describe_node(graph_, node.input) + " never had a value");
+    }
+    const bool grad_blocked = node.kind == graph::NodeKind::kSetGrad ||
+                              (node.kind == graph::NodeKind::kSave && blocking_read(i) >= 0 &&
+                               graph_.nodes[blocking_read(i)].kind == graph::NodeKind::kGrad);
+    if (grad_blocked && !stopped_) {
+      const uint32_t g = node.kind == graph::NodeKind::kSetGrad ? i : static_cast<uint32_t>(blocking_read(i));
+      return invalid_argument(describe_node(graph_, i) + ": no gradient flowed through " + describe_node(graph_, g) +
+                              (backward_done_ ? ": the loss does not depend on that point's value"
+                                              : ": the backward pass did not run"));
+    }
     if (node.kind != graph::NodeKind::kSet && node.kind != graph::NodeKind::kSave) continue;
     if (steps_run_ != graph::kEveryCall) {
       const int64_t r = node.kind == graph::NodeKind::kSet ? i : blocking_read(i);
@@ -485,5 +562,115 @@ Status Interleaver::finish(std::exception_ptr forward_error) {
 }
 
 RunOutput Interleaver::take_output() { return std::move(output_); }
+
+// ---- Gradients ----------------------------------------------------------------
+
+void Interleaver::track_grad(Site& site, c10::IValue& value, bool hook) {
+  c10::IValue part = site_value(site, value);
+  const uint32_t first = site.first_node();
+  if (!part.isTensor() || !at::isFloatingType(part.toTensor().scalar_type())) {
+    fail(invalid_argument(describe_node(graph_, first) + ": a gradient needs a floating-point tensor there, but the value is " +
+                          (part.isTensor() ? std::string("of dtype ") + c10::toString(part.toTensor().scalar_type())
+                                           : std::string("a ") + part.tagKind())));
+  }
+  at::Tensor t = part.toTensor();
+  if (!t.requires_grad()) {
+    // Nothing before this point is differentiated: it starts the autograd graph.
+    t = t.detach().requires_grad_(true);
+    grad_leaves_.push_back(t);
+    if (site.io == graph::Io::kOutput && site.index >= 0) {
+      std::vector<c10::IValue> elems = value.toTupleRef().elements().vec();
+      elems[site.index] = t;
+      value = c10::ivalue::Tuple::create(std::move(elems));
+    } else {
+      value = t;
+    }
+  }
+  if (hook) {
+    Site* s = &site;
+    t.register_hook([this, s](const at::Tensor& grad) { return on_grad(*s, grad); });
+  }
+}
+
+at::Tensor Interleaver::on_grad(Site& site, const at::Tensor& grad) {
+  check_deadline();
+  const bool rows = site.invoke >= 0 && graph_.invokes > 1;
+  at::Tensor part = rows ? grad.narrow(0, row_start_[site.invoke], row_count_[site.invoke]) : grad;
+  for (uint32_t r : site.grads) {
+    values_[r] = part;
+    complete(r);
+  }
+  run_ready();
+  if (site.grad_sets.empty()) return at::Tensor();
+  at::Tensor out = rows ? grad.clone() : grad;
+  for (uint32_t s : site.grad_sets) {
+    const uint32_t input = graph_.nodes[s].input;
+    if (!done_[input]) {
+      int64_t r = blocking_read(input);
+      fail(invalid_argument(describe_node(graph_, s) + ": needs " +
+                            (r < 0 ? describe_node(graph_, input) : describe_node(graph_, static_cast<uint32_t>(r))) +
+                            ", which is not available yet (gradients flow from later modules to earlier ones)"));
+    }
+    const c10::IValue& v = values_[input];
+    if (!v.isTensor() || v.toTensor().sizes() != part.sizes()) {
+      fail(invalid_argument(describe_node(graph_, s) + ": the new gradient must have the gradient's shape " +
+                            c10::str(part.sizes()) + ", got " +
+                            (v.isTensor() ? c10::str(v.toTensor().sizes()) : std::string("a ") + v.tagKind())));
+    }
+    at::Tensor g = v.toTensor().to(grad.device(), grad.scalar_type());
+    if (rows) {
+      out.narrow(0, row_start_[site.invoke], row_count_[site.invoke]).copy_(g);
+    } else {
+      out = g;
+    }
+    done_[s] = ever_done_[s] = 1;
+  }
+  return out;
+}
+
+void Interleaver::run_backward(uint32_t n) {
+  const graph::Node& node = graph_.nodes[n];
+  const c10::IValue& v = values_[node.input];
+  if (!v.isTensor() || v.toTensor().numel() != 1 || !at::isFloatingType(v.toTensor().scalar_type())) {
+    fail(invalid_argument(describe_node(graph_, n) + ": the loss must be a floating-point scalar, got " +
+                          (v.isTensor() ? c10::str(v.toTensor().sizes()) + " " + c10::toString(v.toTensor().scalar_type())
+                                        : std::string("a ") + v.tagKind())));
+  }
+  const at::Tensor loss = v.toTensor();
+  if (!loss.requires_grad()) {
+    fail(invalid_argument(describe_node(graph_, n) + ": the loss does not depend on any point whose gradient the "
+                          "trace reads or sets (its value was computed before them, or from none of them)"));
+  }
+  backward_done_ = true;  // module outputs from here on are not kept for it
+  try {
+    // backward(), not grad(): LibTorch 1.13 runs a leaf's tensor hooks only
+    // when its AccumulateGrad does. `inputs` keeps the pass to the leaves.
+    torch::autograd::backward({loss}, {}, /*retain_graph=*/false, /*create_graph=*/false, grad_leaves_);
+  } catch (const Unwind&) {
+    throw;
+  } catch (const std::exception& e) {
+    if (!status_.ok()) throw Unwind();  // a hook failed; status_ says why
+    fail(invalid_argument(describe_node(graph_, n) + ": the backward pass failed: " + short_message(e)));
+  }
+  if (!status_.ok()) throw Unwind();
+  grad_leaves_.clear();
+}
+
+void Interleaver::count_autograd_bytes(const c10::IValue& value) {
+  auto add = [&](const c10::IValue& v) {
+    if (v.isTensor() && v.toTensor().requires_grad()) autograd_bytes_ += v.toTensor().nbytes();
+  };
+  if (value.isTuple()) {
+    for (const auto& e : value.toTupleRef().elements()) add(e);
+  } else {
+    add(value);
+  }
+  if (autograd_bytes_ > options_.limits.max_autograd_bytes) {
+    fail(resource_exhausted("the backward pass would keep about " + std::to_string(autograd_bytes_) +
+                            " bytes of module outputs alive, over the run's limit of " +
+                            std::to_string(options_.limits.max_autograd_bytes) +
+                            " (move the first gradient point later or the loss earlier)"));
+  }
+}
 
 }  // namespace loom::runtime

@@ -49,6 +49,8 @@ class Interleaver : public HookSink {
 
   void on_input(int module_id, int arg, c10::IValue& value) override;
   void on_output(int module_id, c10::IValue& value) override;
+  bool wants_grad() const override { return backward_ >= 0; }
+  bool skip(int module_id, c10::IValue& output) override;
 
   // After the forward pass: OK, or why the run failed. `forward_error` is
   // the exception the forward pass ended with (nullptr if none).
@@ -70,6 +72,10 @@ class Interleaver : public HookSink {
     int32_t invoke;
     std::vector<uint32_t> reads;
     std::vector<uint32_t> sets;
+    std::vector<uint32_t> grads;      // kGrad nodes
+    std::vector<uint32_t> grad_sets;  // kSetGrad nodes
+    std::vector<uint32_t> skips;      // kSkip nodes (output, whole value)
+    uint32_t first_node() const;      // for error messages
   };
   Interleaver(const Model& model, const graph::Graph& graph, const ExecOptions& options);
 
@@ -81,6 +87,13 @@ class Interleaver : public HookSink {
   void run_ready();
   void run_node(uint32_t node);
   void apply_set(const Site& site, uint32_t node, c10::IValue& target);
+  // Gradients (backward pass): makes the site's value part of the autograd
+  // graph (a leaf when nothing before it is) and, with `hook`, registers the
+  // tensor hook that hands its gradient to the site's grad nodes.
+  void track_grad(Site& site, c10::IValue& value, bool hook);
+  at::Tensor on_grad(Site& site, const at::Tensor& grad);
+  void run_backward(uint32_t node);
+  void count_autograd_bytes(const c10::IValue& value);
   void check_deadline();
   [[noreturn]] void fail(Status status);
   // The first read node `node` transitively waits for, or -1.
@@ -114,6 +127,10 @@ class Interleaver : public HookSink {
 
   RunOutput output_;
   uint64_t intermediate_bytes_ = 0;
+  int64_t backward_ = -1;                  // the backward node, if any
+  std::vector<at::Tensor> grad_leaves_;    // hook values made autograd leaves
+  bool backward_done_ = false;
+  uint64_t autograd_bytes_ = 0;            // module outputs kept for the backward pass (estimate)
   bool stop_requested_ = false;
   bool stopped_ = false;
   uint32_t steps_run_ = graph::kEveryCall;

@@ -382,7 +382,7 @@ c10::IValue LlamaModel::forward(std::vector<c10::IValue> inputs, HookSink* sink)
 }
 
 at::Tensor LlamaModel::forward_step(const StepInputs& step_in, KvCache& cache, HookSink* sink) {
-  c10::InferenceMode guard;
+  c10::InferenceMode guard(sink == nullptr || !sink->wants_grad());
   const std::string& name = config_.model_type;
   at::Tensor ids = step_in.input_ids;
   if (ids.dim() != 2 || !at::isIntegralType(ids.scalar_type(), false)) {

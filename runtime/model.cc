@@ -35,6 +35,12 @@ int64_t Model::parameter_bytes() {
   return bytes;
 }
 
+std::vector<at::Tensor> Model::tensors() {
+  std::vector<at::Tensor> out;
+  for_each_tensor([&](at::Tensor& t) { out.push_back(t); });
+  return out;
+}
+
 Status Model::to_device(const std::string& device) {
   std::optional<at::Device> dev;
   try {

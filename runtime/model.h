@@ -31,6 +31,13 @@ class HookSink {
   virtual ~HookSink() = default;
   virtual void on_input(int module_id, int arg, c10::IValue& value) = 0;
   virtual void on_output(int module_id, c10::IValue& value) = 0;
+  // Whether the forward pass must record autograd history (the graph runs a
+  // backward pass): the models then run outside InferenceMode.
+  virtual bool wants_grad() const { return false; }
+  // Asked after a module's input hook, before it runs: true when an
+  // intervention skips it, with `output` set to what it gives instead
+  // (native models; on_output still fires with that value).
+  virtual bool skip(int /*module_id*/, c10::IValue& /*output*/) { return false; }
 };
 
 class Model {
@@ -53,6 +60,9 @@ class Model {
   // Bytes held by its parameters and buffers, tied ones counted once: what
   // the server's tier budgets (--device-memory, --host-memory) count.
   int64_t parameter_bytes();
+  // Every parameter and buffer (handles sharing their storage): how tests
+  // check that a backward pass left no weight gradients behind.
+  std::vector<at::Tensor> tensors();
   // Moves its parameters and buffers to `device` ("cpu", "cuda:N"); later
   // forwards run there and move their inputs there. Tied tensors stay tied.
   // The server's tiers use it: HOT on the device, WARM in host memory.

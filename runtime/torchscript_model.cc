@@ -94,6 +94,8 @@ Result<std::unique_ptr<TorchScriptModel>> TorchScriptModel::load(const std::stri
   }
   torch::jit::Module& root = m->impl_->module;
   root.eval();
+  // Gradients are taken with respect to hook values only: no memory goes to weight gradients.
+  for (at::Tensor p : root.parameters()) p.requires_grad_(false);
   std::vector<std::string> paths;
   std::vector<torch::jit::Module> modules;
   for (const auto& item : root.named_modules()) {
@@ -137,7 +139,7 @@ Status TorchScriptModel::to_device(const std::string& device) {
 }
 
 c10::IValue TorchScriptModel::forward(std::vector<c10::IValue> inputs, HookSink* sink) {
-  c10::InferenceMode guard;
+  c10::InferenceMode guard(sink == nullptr || !sink->wants_grad());
   at::Device dev(device_);
   for (auto& in : inputs) {
     if (in.isTensor()) in = in.toTensor().to(dev);

@@ -21,14 +21,15 @@ inline at::Tensor tensor_of(const c10::IValue& v, const std::string& path, const
 }
 
 // Runs `f` as module `id`: reports input 0 and the output to the sink, which
-// may replace either. Without a sink it is just f(x).
+// may replace either, or skip f. Without a sink it is just f(x).
 template <typename F>
 at::Tensor hooked(const Model& m, HookSink* sink, int id, at::Tensor x, F&& f) {
   if (sink == nullptr) return f(x);
   const std::string& path = m.module_paths()[id];
   c10::IValue in(std::move(x));
   sink->on_input(id, 0, in);
-  c10::IValue out(f(tensor_of(in, path, "input")));
+  c10::IValue out;
+  if (!sink->skip(id, out)) out = f(tensor_of(in, path, "input"));
   sink->on_output(id, out);
   return tensor_of(out, path, "output");
 }
@@ -41,7 +42,8 @@ at::Tensor hooked_tuple(const Model& m, HookSink* sink, int id, at::Tensor x, bo
   const std::string& path = m.module_paths()[id];
   c10::IValue in(std::move(x));
   sink->on_input(id, 0, in);
-  at::Tensor y = f(tensor_of(in, path, "input"));
+  c10::IValue skipped;
+  at::Tensor y = sink->skip(id, skipped) ? tensor_of(skipped, path, "skip value") : f(tensor_of(in, path, "input"));
   c10::IValue out = with_none ? c10::ivalue::Tuple::create({y, c10::IValue()}) : c10::ivalue::Tuple::create({y});
   sink->on_output(id, out);
   if (!out.isTuple() || out.toTupleRef().elements().empty()) {
