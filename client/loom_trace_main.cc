@@ -29,8 +29,12 @@ int main(int argc, char** argv) {
   tr->add_option("--prompt", trace.prompts, "text input instead of --inputs (repeatable: one invoke each)");
   tr->add_option("--tokenizer", trace.tokenizer, "directory with tokenizer.json or vocab.json + merges.txt "
                                                  "(default: the checkpoint directory)");
-  tr->add_option("--save", trace.saves, "SPEC to save: PATH.output, PATH.output.K, PATH.input.K, optionally @N")
-      ->required();
+  tr->add_option("--save", trace.saves, "SPEC to save: PATH.output, PATH.output.K, PATH.input.K, optionally @N");
+  tr->add_option("--grad", trace.grads, "SPEC whose gradient d(loss)/d(value) to save as grad:SPEC (needs --loss)");
+  tr->add_option("--loss", trace.loss, "the loss --grad differentiates: lm (next-token cross-entropy on the inputs)")
+      ->check(CLI::IsMember({"lm"}));
+  tr->add_option("--cache", trace.cache, "module PATH whose output to save as PATH.output (repeatable; all: every module)");
+  tr->add_flag("--cache-inputs", trace.cache_inputs, "with --cache: save each module's input 0 as PATH.input too");
   tr->add_option("-o,--output", trace.output, "safetensors file to write (not with --no-wait)");
   tr->add_option("--device", trace.device, "cpu or cuda:N (local runs)");
   tr->add_flag("--remote", trace.remote, "run on the loom-server at --host / $LOOM_HOST");

@@ -1,5 +1,6 @@
 #include "client/trace_command.h"
 
+#include <algorithm>
 #include <iostream>
 
 #include "client/command_inputs.h"
@@ -13,9 +14,25 @@ namespace loom::client {
 
 namespace {
 
-// Adds one save per SPEC, named exactly as the SPEC was given.
-void add_saves(Builder& tr, const std::vector<graph::Point>& points, const std::vector<std::string>& specs) {
-  for (size_t i = 0; i < points.size(); ++i) hook_point(tr, points[i]).save(save_name(specs[i], points[i]));
+struct Points {
+  std::vector<graph::Point> saves, grads;
+};
+
+// Adds one save per SPEC, named exactly as the SPEC was given, one
+// "grad:SPEC" per --grad SPEC with the backward pass from the loss, and the
+// --cache saves. `modules`: the model's module paths (for --cache all).
+void add_interventions(Builder& tr, const TraceCommand& cmd, const Points& points,
+                       const std::vector<std::string>& modules) {
+  for (size_t i = 0; i < points.saves.size(); ++i) {
+    hook_point(tr, points.saves[i]).save(save_name(cmd.saves[i], points.saves[i]));
+  }
+  if (!cmd.cache.empty()) {
+    const bool all = std::find(cmd.cache.begin(), cmd.cache.end(), "all") != cmd.cache.end();
+    tr.cache(all ? modules : cmd.cache, cmd.cache_inputs);
+  }
+  if (points.grads.empty()) return;
+  for (size_t i = 0; i < points.grads.size(); ++i) hook_point(tr, points.grads[i]).grad().save("grad:" + cmd.grads[i]);
+  tr.backward(next_token_loss(tr.output(), tr.input(0)));  // --loss lm, the one loss there is
 }
 
 int write_output(const TraceCommand& cmd, const runtime::TraceResult& result,
@@ -31,14 +48,14 @@ int write_output(const TraceCommand& cmd, const runtime::TraceResult& result,
   return kExitOk;
 }
 
-int run_remote(const TraceCommand& cmd, const std::vector<graph::Point>& points,
+int run_remote(const TraceCommand& cmd, const Points& points,
                const std::vector<std::vector<at::Tensor>>& invokes) {
   return run_guarded("trace", [&]() -> int {
     Client client(client_options(cmd.flags));
     RemoteModel model = client.model(cmd.model);
     Trace tr = model.trace();
     for (const auto& invoke : invokes) tr.invoke(invoke);
-    add_saves(tr, points, cmd.saves);
+    add_interventions(tr, cmd, points, model.module_paths());
     RunOptions ro;
     ro.remote = true;
     ro.no_cache = cmd.no_cache;
@@ -60,17 +77,27 @@ int run_remote(const TraceCommand& cmd, const std::vector<graph::Point>& points,
 }  // namespace
 
 int run_trace_command(const TraceCommand& cmd) {
-  std::vector<graph::Point> points;
-  for (const auto& spec : cmd.saves) {
-    auto p = parse_spec(spec);
-    if (!p.ok()) {
-      std::cerr << "loom trace: " << p.status().message() << "\n";
-      return kExitUsage;
+  Points points;
+  for (const auto* specs : {&cmd.saves, &cmd.grads}) {
+    for (const auto& spec : *specs) {
+      auto p = parse_spec(spec);
+      if (!p.ok()) {
+        std::cerr << "loom trace: " << p.status().message() << "\n";
+        return kExitUsage;
+      }
+      (specs == &cmd.saves ? points.saves : points.grads).push_back(*p);
     }
-    points.push_back(*p);
   }
-  if (points.empty()) {
-    std::cerr << "loom trace: nothing to save: give at least one --save SPEC\n";
+  if (points.saves.empty() && points.grads.empty() && cmd.cache.empty()) {
+    std::cerr << "loom trace: nothing to save: give at least one --save SPEC, --grad SPEC or --cache PATH\n";
+    return kExitUsage;
+  }
+  if (!points.grads.empty() && cmd.loss.empty()) {
+    std::cerr << "loom trace: --grad needs a loss to differentiate: add --loss lm\n";
+    return kExitUsage;
+  }
+  if (points.grads.empty() && !cmd.loss.empty()) {
+    std::cerr << "loom trace: --loss without --grad computes nothing: add --grad SPEC\n";
     return kExitUsage;
   }
   if (cmd.no_wait && !cmd.remote) {
@@ -95,7 +122,7 @@ int run_trace_command(const TraceCommand& cmd) {
   }
   runtime::LocalTrace tr(**model);
   for (const auto& invoke : in.invokes) tr.invoke(invoke);
-  add_saves(tr, points, cmd.saves);
+  add_interventions(tr, cmd, points, (*model)->module_paths());
   auto result = tr.run();
   if (!result.ok()) {
     std::cerr << "loom trace: " << result.status().message() << "\n";

@@ -16,6 +16,10 @@ struct TraceCommand {
   std::vector<std::string> prompts; // or text, one invoke each (client/command_inputs.h)
   std::string tokenizer;            // for prompts; default: the local checkpoint directory
   std::vector<std::string> saves;   // SPECs
+  std::vector<std::string> grads;   // SPECs: saves "grad:SPEC", d(loss)/d(value at SPEC)
+  std::string loss;                 // "lm": mean next-token cross-entropy against the input ids
+  std::vector<std::string> cache;   // module paths whose outputs are saved as PATH.output; "all": every module
+  bool cache_inputs = false;        // with --cache: their input 0 too (PATH.input)
   std::string output;               // safetensors written with one tensor per SPEC
   std::string device = "cpu";       // local only
   bool remote = false;

@@ -316,12 +316,21 @@ void Builder::backward(const Value& loss) {
 }
 
 void Builder::cache(const std::vector<std::string>& modules, bool inputs, bool every_step) {
+  // Tuple outputs (blocks) save each tensor element as PATH.output.K.
+  auto save_elements = [this](const Value& v, std::string name) {
+    graph::Node n;
+    n.kind = graph::NodeKind::kSave;
+    n.input = v.node();
+    n.name = std::move(name);
+    n.elements = true;
+    add_node(std::move(n));
+  };
   for (const std::string& path : modules) {
     ModuleRef m = module(path);
     if (every_step) m = m.all_steps();
     const std::string prefix = path.empty() ? "" : path + ".";
-    m.output().save(prefix + "output");
-    if (inputs) m.input(0).save(prefix + "input");
+    save_elements(m.output(), prefix + "output");
+    if (inputs) save_elements(m.input(0), prefix + "input");
   }
 }
 

@@ -213,7 +213,9 @@ class Builder {
   void backward(const Value& loss);
   // Saves the output (and with `inputs` the input 0) of each module in
   // `modules` as "PATH.output" / "PATH.input" ("output"/"input" for the
-  // root). With `every_step` (generations) a value per step: "PATH.output@K".
+  // root); a tuple output saves its tensor elements as "PATH.output.K". With
+  // `every_step` (generations) a value per step: "PATH.output@K". Modules
+  // that do not run (containers such as a ModuleList) have no entry.
   void cache(const std::vector<std::string>& modules, bool inputs = false, bool every_step = false);
 
   const graph::Graph& graph() const { return graph_; }

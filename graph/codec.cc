@@ -169,6 +169,7 @@ void node_to_capnp(const Node& n, schema::Node::Builder b) {
       auto s = b.initSave();
       s.setValue(n.input);
       s.setName(n.name);
+      s.setElements(n.elements);
       break;
     }
     case NodeKind::kStream: {
@@ -267,6 +268,7 @@ Result<Node> node_from_capnp(schema::Node::Reader r, ReadBudget& budget) {
       const auto name = r.getSave().getName();
       LOOM_RETURN_IF_ERROR(budget.text(name, "the save name"));
       n.name = name.cStr();
+      n.elements = r.getSave().getElements();
       return n;
     }
     case schema::Node::STREAM: {

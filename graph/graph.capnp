@@ -50,7 +50,8 @@ struct Node {
     op :group { schema @3 :Text; args @4 :List(Arg); }
     constant @5 :TensorData;
     constantRef @6 :Text;   # SHA-256 (hex) of content uploaded earlier
-    save :group { value @7 :UInt32; name @8 :Text; }
+    # elements: a tuple value saves each tensor element K as "name.K" (cache).
+    save :group { value @7 :UInt32; name @8 :Text; elements @21 :Bool; }
     # anyShape: the reply may differ from the value sent in shape and dtype
     # (by default it must match both).
     stream :group { value @9 :UInt32; callback @10 :Text; anyShape @14 :Bool; }

@@ -101,6 +101,7 @@ struct Node {
   std::string content_sha256;  // kConstant by reference: 64 hex chars
   std::string name;            // kSave: result name; kStream: callback; kLog: text
   bool any_shape = false;      // kStream: the reply may differ from the value sent in shape/dtype
+  bool elements = false;       // kSave: a tuple saves each tensor element K as NAME.K (cache)
 
   // Node indexes this node reads.
   std::vector<uint32_t> dependencies() const;

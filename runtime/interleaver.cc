@@ -442,19 +442,18 @@ void Interleaver::run_node(uint32_t n) {
     }
     case graph::NodeKind::kSave: {
       const c10::IValue& v = values_[node.input];
-      if (!v.isTensor()) {
+      const std::string step = repeats_[n] ? "@" + std::to_string(label_call_) : "";
+      if (v.isTuple() && node.elements) {
+        const auto& elems = v.toTupleRef().elements();
+        for (size_t k = 0; k < elems.size(); ++k) {
+          if (elems[k].isTensor()) save_tensor(n, node.name + "." + std::to_string(k) + step, elems[k].toTensor());
+        }
+      } else if (v.isTensor()) {
+        save_tensor(n, node.name + step, v.toTensor());
+      } else if (!node.elements || !v.isNone()) {
         fail(invalid_argument(describe_node(graph_, n) + ": can only save a tensor, got a " + v.tagKind() +
                               " (take a tuple's element with output(K))"));
       }
-      const at::Tensor& t = v.toTensor();
-      output_.saved_bytes += t.nbytes();
-      if (output_.saved_bytes > limits.max_saved_bytes) {
-        fail(resource_exhausted(describe_node(graph_, n) + ": saved values total " + std::to_string(output_.saved_bytes) +
-                                " bytes, over the run's limit of " + std::to_string(limits.max_saved_bytes)));
-      }
-      // A copy: the model may reuse the memory, and a saved slice must not pin its base.
-      const std::string name = repeats_[n] ? node.name + "@" + std::to_string(label_call_) : node.name;
-      output_.saved.push_back({name, t.device().is_cpu() ? t.clone() : t.to(at::kCPU)});
       values_[n] = v;
       break;
     }
@@ -486,6 +485,19 @@ void Interleaver::run_node(uint32_t n) {
       break;
   }
   complete(n);
+}
+
+void Interleaver::save_tensor(uint32_t n, std::string name, const at::Tensor& t) {
+  output_.saved_bytes += t.nbytes();
+  if (output_.saved_bytes > options_.limits.max_saved_bytes) {
+    fail(resource_exhausted(describe_node(graph_, n) + ": saved values total " + std::to_string(output_.saved_bytes) +
+                            " bytes, over the run's limit of " + std::to_string(options_.limits.max_saved_bytes)));
+  }
+  if (!saved_names_.insert(name).second && graph_.nodes[n].elements) {
+    fail(invalid_argument(describe_node(graph_, n) + ": the save name \"" + name + "\" is used twice"));
+  }
+  // A copy: the model may reuse the memory, and a saved slice must not pin its base.
+  output_.saved.push_back({std::move(name), t.device().is_cpu() ? t.clone() : t.to(at::kCPU)});
 }
 
 int64_t Interleaver::blocking_read(uint32_t node) const {
@@ -542,6 +554,7 @@ Status Interleaver::finish(std::exception_ptr forward_error) {
                                               : ": the backward pass did not run"));
     }
     if (node.kind != graph::NodeKind::kSet && node.kind != graph::NodeKind::kSave) continue;
+    if (node.elements) continue;  // a cache: modules that never ran (containers) have no entry
     if (steps_run_ != graph::kEveryCall) {
       const int64_t r = node.kind == graph::NodeKind::kSet ? i : blocking_read(i);
       if (r >= 0 && graph_.nodes[r].point.call >= steps_run_) continue;  // its step never came

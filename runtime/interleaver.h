@@ -26,6 +26,8 @@
 #include <chrono>
 #include <exception>
 #include <memory>
+#include <set>
+#include <string>
 #include <vector>
 
 #include "runtime/execute.h"
@@ -87,6 +89,7 @@ class Interleaver : public HookSink {
   void run_ready();
   void run_node(uint32_t node);
   void apply_set(const Site& site, uint32_t node, c10::IValue& target);
+  void save_tensor(uint32_t node, std::string name, const at::Tensor& t);
   // Gradients (backward pass): makes the site's value part of the autograd
   // graph (a leaf when nothing before it is) and, with `hook`, registers the
   // tensor hook that hands its gradient to the site's grad nodes.
@@ -126,6 +129,7 @@ class Interleaver : public HookSink {
   std::vector<Site*> matched_;             // sites of the hook firing now
 
   RunOutput output_;
+  std::set<std::string> saved_names_;      // element saves (cache) must not take a name twice
   uint64_t intermediate_bytes_ = 0;
   int64_t backward_ = -1;                  // the backward node, if any
   std::vector<at::Tensor> grad_leaves_;    // hook values made autograd leaves

@@ -1,0 +1,172 @@
+// The rest of the intervention vocabulary (gradients, skip, cache) on a
+// real loom-server: each gives the same tensors remotely as locally,
+// bitwise, and each does what it says on the local model.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include "client/client.h"
+#include "client/trace.h"
+#include "runtime/gpt2_config.h"
+#include "runtime/llama_config.h"
+#include "runtime/model.h"
+#include "tests/client/deployment.h"
+
+namespace loom::client {
+namespace {
+
+using loom::testing::bitwise_equal;
+using loom::testing::TempDir;
+using namespace std::chrono_literals;
+
+class VocabularyTest : public ::testing::Test {
+ protected:
+  void SetUp() override { server_->next(); }
+  static void SetUpTestSuite() {
+    dir_ = new TempDir;
+    ASSERT_TRUE(runtime::write_random_gpt2_checkpoint(dir_->file("gpt2"), runtime::Gpt2Config::tiny(), 31).ok());
+    runtime::LlamaConfig c = runtime::LlamaConfig::tiny();
+    c.eos_token_ids = {};
+    ASSERT_TRUE(runtime::write_random_llama_checkpoint(dir_->file("llama"), c, 32).ok());
+    server_ = new loom::testing::Deployment({{"gpt2-tiny", dir_->file("gpt2")}, {"llama-tiny", dir_->file("llama")}},
+                                            dir_->path());
+    key_ = new std::string(server_->create_key("tester"));
+    gpt2_ = runtime::load_model(dir_->file("gpt2")).value().release();
+    llama_ = runtime::load_model(dir_->file("llama")).value().release();
+  }
+  static void TearDownTestSuite() {
+    delete gpt2_;
+    delete llama_;
+    delete key_;
+    delete server_;
+    delete dir_;
+  }
+  ClientOptions options() const {
+    ClientOptions o;
+    o.host = server_->url();
+    o.api_key = *key_;
+    o.quiet = true;
+    o.timeout = 30s;
+    return o;
+  }
+  static at::Tensor ids(int64_t batch, int64_t seq, int64_t offset = 0) {
+    return (at::arange(batch * seq, at::kLong) * 13 + offset).remainder(1000).view({batch, seq});
+  }
+  // Runs `tr` here and on the server; the results must be bitwise equal.
+  static runtime::TraceResult local_equals_remote(Trace& tr, runtime::Model& local, RunOptions remote = {}) {
+    RunOptions here = remote;
+    here.remote = false;
+    remote.remote = true;
+    tr.set_local_model(local);
+    runtime::TraceResult want = tr.run(here);
+    runtime::TraceResult got = tr.run(remote);
+    EXPECT_EQ(got.saved.size(), want.saved.size());
+    for (size_t i = 0; i < got.saved.size() && i < want.saved.size(); ++i) {
+      EXPECT_EQ(got.saved[i].name, want.saved[i].name);
+      EXPECT_TRUE(bitwise_equal(got.saved[i].tensor, want.saved[i].tensor)) << got.saved[i].name;
+    }
+    return want;
+  }
+
+  static TempDir* dir_;
+  static loom::testing::Deployment* server_;
+  static std::string* key_;
+  static runtime::Model* gpt2_;
+  static runtime::Model* llama_;
+};
+TempDir* VocabularyTest::dir_ = nullptr;
+loom::testing::Deployment* VocabularyTest::server_ = nullptr;
+std::string* VocabularyTest::key_ = nullptr;
+runtime::Model* VocabularyTest::gpt2_ = nullptr;
+runtime::Model* VocabularyTest::llama_ = nullptr;
+
+TEST_F(VocabularyTest, GradientsWithInvokesAndASetGradRemoteEqualLocal) {
+  Client client(options());
+  Trace tr = client.model("gpt2-tiny").trace();
+  TraceInvoke a = tr.invoke({ids(1, 7)});
+  TraceInvoke b = tr.invoke({ids(2, 7, 5)});
+  HookPoint h1 = b.module("transformer.h.1").output(0);
+  h1.set_grad(h1.grad() * 0.25);
+  a.module("transformer.h.0").output(0).grad().save("grad_a0");
+  b.module("transformer.h.0").output(0).grad().save("grad_b0");
+  h1.grad().save("grad_b1");
+  Value loss = next_token_loss(tr.output(), tr.input(0));
+  loss.save("loss");
+  tr.backward(loss);
+  runtime::TraceResult r = local_equals_remote(tr, *gpt2_);
+  EXPECT_EQ(r.at("grad_a0").sizes(), (std::vector<int64_t>{1, 7, 64}));
+  EXPECT_EQ(r.at("grad_b0").sizes(), (std::vector<int64_t>{2, 7, 64}));
+  EXPECT_GT(r.at("grad_b0").abs().max().item<double>(), 0.0);
+}
+
+TEST_F(VocabularyTest, SkippedBlockPassesItsValueOnAndRemoteEqualsLocal) {
+  Client client(options());
+  Trace tr = client.model("gpt2-tiny").trace({ids(2, 6)});
+  HookPoint h0 = tr.module("transformer.h.0").output(0);
+  h0.save("h0");
+  // Block 1 does not run: its output is block 0's, so ln_f sees block 0's output.
+  tr.module("transformer.h.1").skip(h0);
+  tr.module("transformer.ln_f").input(0).save("ln_f_in");
+  tr.output().save("logits");
+  runtime::TraceResult r = local_equals_remote(tr, *gpt2_);
+  EXPECT_TRUE(r.at("ln_f_in").equal(r.at("h0")));
+
+  // Not the same as running block 1.
+  Trace plain = client.model("gpt2-tiny").trace({ids(2, 6)});
+  plain.output().save("logits");
+  plain.set_local_model(*gpt2_);
+  EXPECT_FALSE(plain.run().at("logits").equal(r.at("logits")));
+}
+
+TEST_F(VocabularyTest, CacheSavesEveryModuleAndRemoteEqualsLocal) {
+  Client client(options());
+  RemoteModel model = client.model("gpt2-tiny");
+  Trace tr = model.trace({ids(1, 5)});
+  tr.cache(model.module_paths(), /*inputs=*/true);
+  runtime::TraceResult r = local_equals_remote(tr, *gpt2_);
+  // Every module that runs, its output and input; containers (transformer.h) never run.
+  EXPECT_EQ(r.saved.size(), 2 * (model.module_paths().size() - 1));
+  EXPECT_THROW(r.at("transformer.h.output"), std::out_of_range);
+  // The same values as explicit saves.
+  Trace explicit_saves = model.trace({ids(1, 5)});
+  explicit_saves.module("transformer.h.1.mlp.c_fc").output().save("fc");
+  explicit_saves.output().save("logits");
+  explicit_saves.set_local_model(*gpt2_);
+  runtime::TraceResult e = explicit_saves.run();
+  EXPECT_TRUE(r.at("transformer.h.1.mlp.c_fc.output").equal(e.at("fc")));
+  EXPECT_TRUE(r.at("output").equal(e.at("logits")));
+  EXPECT_TRUE(r.at("input").equal(ids(1, 5)));
+}
+
+TEST_F(VocabularyTest, CacheInAGenerationSavesOneValuePerStep) {
+  Client client(options());
+  Trace tr = client.model("llama-tiny").trace({ids(1, 4)});
+  tr.cache({"model.norm", "model.layers.1"}, false, /*every_step=*/true);
+  RunOptions ro;
+  ro.generation = graph::GenerateOptions{};
+  ro.generation->max_new_tokens = 3;
+  runtime::TraceResult r = local_equals_remote(tr, *llama_, ro);
+  for (int k = 0; k < 3; ++k) {
+    const at::Tensor& norm = r.at("model.norm.output@" + std::to_string(k));
+    EXPECT_EQ(norm.size(1), k == 0 ? 4 : 1);  // the prompt pass, then one token per step
+    EXPECT_NO_THROW(r.at("model.layers.1.output.0@" + std::to_string(k)));
+  }
+  EXPECT_THROW(r.at("model.norm.output@3"), std::out_of_range);
+}
+
+TEST_F(VocabularyTest, GradientInAGenerationStepRemoteEqualsLocal) {
+  Client client(options());
+  Trace tr = client.model("llama-tiny").trace({ids(1, 6)});
+  // The prompt pass (step 0): d(sum of its last logits)/d(layer 0's output).
+  Value logits = tr.module("lm_head").step(0).output();
+  tr.module("model.layers.0").step(0).output(0).grad().save("g");
+  tr.backward(logits.index({Slice{}, -1}).sum({0, 1}));
+  RunOptions ro;
+  ro.generation = graph::GenerateOptions{};
+  ro.generation->max_new_tokens = 2;
+  runtime::TraceResult r = local_equals_remote(tr, *llama_, ro);
+  EXPECT_EQ(r.at("g").sizes(), (std::vector<int64_t>{1, 6, 64}));
+  EXPECT_GT(r.at("g").abs().max().item<double>(), 0.0);
+}
+
+}  // namespace
+}  // namespace loom::client
