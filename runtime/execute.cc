@@ -67,9 +67,51 @@ Status validate_for_model(const graph::Graph& graph, const Model& model, const g
   return validate_for_modules(graph, model.module_paths(), limits);
 }
 
+Result<ScanResult> scan(Model& model, const graph::Graph& graph,
+                        const std::vector<std::vector<c10::IValue>>& invoke_inputs, ExecOptions options) {
+  options.scan = true;
+  LOOM_RETURN_IF_ERROR(validate_for_model(graph, model, options.limits.graph));
+  if (invoke_inputs.size() != graph.invokes) {
+    return invalid_argument("the graph has " + std::to_string(graph.invokes) + " invoke(s) but " +
+                            std::to_string(invoke_inputs.size()) + " input set(s) were given");
+  }
+  std::vector<int64_t> rows;
+  LOOM_ASSIGN_OR_RETURN(std::vector<c10::IValue> inputs, batch_inputs(invoke_inputs, rows));
+  ScanResult result;
+  if (!inputs.empty() && inputs[0].isTensor()) result.tokens = inputs[0].toTensor().numel();
+  LOOM_ASSIGN_OR_RETURN(std::unique_ptr<Interleaver> interleaver,
+                        Interleaver::create(model, graph, std::move(rows), options));
+  LOOM_RETURN_IF_ERROR(interleaver->start());
+  std::exception_ptr error;
+  try {
+    model.forward_meta(std::move(inputs), interleaver.get());
+  } catch (...) {
+    error = std::current_exception();
+  }
+  LOOM_RETURN_IF_ERROR(interleaver->finish(error));
+  for (uint32_t i = 0; i < graph.nodes.size(); ++i) {
+    const c10::IValue& v = interleaver->value(i);
+    if (v.isTensor()) result.values.emplace_back(i, v.toTensor());
+  }
+  result.intermediate_bytes = interleaver->intermediate_bytes();
+  result.autograd_bytes = interleaver->autograd_bytes();
+  RunOutput out = interleaver->take_output();
+  result.saves = std::move(out.saved);
+  result.saved_bytes = out.saved_bytes;
+  return result;
+}
+
 Result<RunOutput> execute(Model& model, const graph::Graph& graph,
                           const std::vector<std::vector<c10::IValue>>& invoke_inputs, const ExecOptions& options) {
   LOOM_RETURN_IF_ERROR(validate_for_model(graph, model, options.limits.graph));
+  // A skip's value must have the shape the module's output would have had:
+  // only a run on shapes knows it (cheap: no data).
+  for (const graph::Node& n : graph.nodes) {
+    if (n.kind == graph::NodeKind::kSkip && !options.scan) {
+      LOOM_RETURN_IF_ERROR(scan(model, graph, invoke_inputs, options).status());
+      break;
+    }
+  }
   if (invoke_inputs.size() != graph.invokes) {
     return invalid_argument("the graph has " + std::to_string(graph.invokes) + " invoke(s) but " +
                             std::to_string(invoke_inputs.size()) + " input set(s) were given");

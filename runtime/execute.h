@@ -38,6 +38,10 @@ struct ExecOptions {
   LogHandler on_log;                // log nodes are dropped when unset
   ContentResolver resolve_content;  // required when the graph has constant refs
   const std::atomic<bool>* cancel = nullptr;  // checked at every hook point
+  // Shapes only (scan): meta tensors, no data. Streams answer with the
+  // value sent (no client is asked), logs are dropped, and a backward pass
+  // hands each gradient node a meta tensor of its point's shape.
+  bool scan = false;
 };
 
 struct RunOutput {
@@ -52,6 +56,25 @@ struct RunOutput {
 Result<RunOutput> execute(Model& model, const graph::Graph& graph,
                           const std::vector<std::vector<c10::IValue>>& invoke_inputs,
                           const ExecOptions& options = {});
+
+// A graph run on shapes only (runtime::scan).
+struct ScanResult {
+  std::vector<std::pair<uint32_t, at::Tensor>> values;  // every node with a tensor value: a meta tensor
+  std::vector<NamedTensor> saves;                       // what a run would save (meta tensors)
+  uint64_t saved_bytes = 0;         // the saves together
+  uint64_t intermediate_bytes = 0;  // op results computed during the run
+  uint64_t autograd_bytes = 0;      // module outputs a backward pass keeps alive (estimate)
+  int64_t tokens = 0;               // elements of the batched input 0 (rows x sequence)
+  // Saved and intermediate values together: the job's memory beyond the weights.
+  uint64_t peak_bytes() const { return saved_bytes + intermediate_bytes + autograd_bytes; }
+};
+
+// Runs `graph` against `model` on shapes only (Model::forward_meta): every
+// node's shape and dtype, and the errors that need shapes (a set or skip of
+// the wrong shape, an op on incompatible shapes), without reading a weight.
+// Inputs are real tensors (token ids are range-checked), moved to meta.
+Result<ScanResult> scan(Model& model, const graph::Graph& graph,
+                        const std::vector<std::vector<c10::IValue>>& invoke_inputs, ExecOptions options = {});
 
 // Validates `graph` against `model` (module paths, ops and argument types).
 Status validate_for_model(const graph::Graph& graph, const Model& model, const graph::GraphLimits& limits = {});

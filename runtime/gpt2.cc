@@ -265,14 +265,15 @@ at::Tensor Gpt2Model::forward_step(const StepInputs& step_in, KvCache& cache, Ho
     throw std::invalid_argument("GPT-2 sequence length " + std::to_string(past + T) + " is outside [1, " +
                                 std::to_string(config_.n_positions) + "]");
   }
-  ids = ids.to(at::Device(device_), at::kLong);
-  if (ids.numel() > 0) {
+  // Checked where the ids are (a scan moves them to the meta device, which has no values).
+  if (ids.numel() > 0 && !ids.is_meta()) {
     int64_t lo = ids.min().item<int64_t>(), hi = ids.max().item<int64_t>();
     if (lo < 0 || hi >= config_.vocab_size) {
       throw std::invalid_argument("GPT-2 token id " + std::to_string(lo < 0 ? lo : hi) + " is outside the vocabulary [0, " +
                                   std::to_string(config_.vocab_size) + ")");
     }
   }
+  ids = ids.to(at::Device(device_), at::kLong);
   if (cache.keys.empty()) {
     cache.keys.resize(layers_.size());
     cache.values.resize(layers_.size());
@@ -285,8 +286,8 @@ at::Tensor Gpt2Model::forward_step(const StepInputs& step_in, KvCache& cache, Ho
       at::Tensor pos = step_in.position_ids.defined() ? step_in.position_ids.to(opts)
                                                       : internal::default_positions(past, x.size(1), opts);
       Step step{cache, internal::step_mask(step_in, past, x.size(1), opts)};
-      at::Tensor te = hooked(*this, sink, id.wte, x, [&](const at::Tensor& t) { return at::embedding(wte_, t); });
-      at::Tensor pe = hooked(*this, sink, id.wpe, pos, [&](const at::Tensor& t) { return at::embedding(wpe_, t); });
+      at::Tensor te = hooked(*this, sink, id.wte, x, [&](const at::Tensor& t) { return internal::embedding(wte_, t); });
+      at::Tensor pe = hooked(*this, sink, id.wpe, pos, [&](const at::Tensor& t) { return internal::embedding(wpe_, t); });
       at::Tensor h = hooked(*this, sink, id.drop, te + pe, [](const at::Tensor& t) { return t; });
       for (size_t i = 0; i < layers_.size(); ++i) h = block(static_cast<int>(i), h, step, sink);
       return hooked(*this, sink, id.ln_f, h, [&](const at::Tensor& t) {

@@ -146,7 +146,7 @@ Result<std::unique_ptr<Interleaver>> Interleaver::create(const Model& model, con
 
 Status Interleaver::start() {
   try {
-    at::Device device(model_.device());
+    at::Device device(options_.scan ? "meta" : model_.device());
     for (uint32_t i = 0; i < graph_.nodes.size(); ++i) {
       const graph::Node& node = graph_.nodes[i];
       if (node.kind != graph::NodeKind::kConstant) continue;
@@ -238,8 +238,9 @@ void Interleaver::on_input(int module_id, int arg, c10::IValue& value) {
 
 void Interleaver::on_output(int module_id, c10::IValue& value) {
   check_deadline();
-  if (!grad_leaves_.empty() && !backward_done_) count_autograd_bytes(value);
+  if (grad_started_ && !backward_done_) count_autograd_bytes(value);
   if (!interested_[module_id]) return;
+  if (module_id == scan_skip_module_) check_scan_skip(value);
   const uint32_t call = calls_[module_id]++;
   matched_.clear();
   for (Site& s : sites_[module_id]) {
@@ -248,6 +249,32 @@ void Interleaver::on_output(int module_id, c10::IValue& value) {
     }
   }
   fire(value, call);
+}
+
+// A scan runs the skipped module on meta tensors, so that on_output can
+// check the skip value against the shape its output has.
+void Interleaver::check_scan_skip(c10::IValue& value) {
+  scan_skip_module_ = -1;
+  const uint32_t node = scan_skip_node_;
+  const c10::IValue& v = values_[graph_.nodes[node].input];
+  const bool tuple = value.isTuple() && !value.toTupleRef().elements().empty();
+  const c10::IValue& out = tuple ? value.toTupleRef().elements()[0] : value;
+  if (!v.isTensor() || !out.isTensor() || v.toTensor().sizes() != out.toTensor().sizes() ||
+      v.toTensor().scalar_type() != out.toTensor().scalar_type()) {
+    auto describe = [](const c10::IValue& x) {
+      return x.isTensor() ? c10::str(x.toTensor().sizes()) + " " + c10::toString(x.toTensor().scalar_type())
+                          : std::string("a ") + x.tagKind();
+    };
+    fail(invalid_argument(describe_node(graph_, node) + ": the skip value is " + describe(v) +
+                          ", but the module's output" + (tuple ? " (element 0)" : "") + " is " + describe(out)));
+  }
+  if (tuple) {
+    std::vector<c10::IValue> elems = value.toTupleRef().elements().vec();
+    elems[0] = v;
+    value = c10::ivalue::Tuple::create(std::move(elems));
+  } else {
+    value = v;
+  }
 }
 
 bool Interleaver::skip(int module_id, c10::IValue& output) {
@@ -264,8 +291,13 @@ bool Interleaver::skip(int module_id, c10::IValue& output) {
                                    : describe_node(graph_, static_cast<uint32_t>(r)) + ", whose module runs later") +
                             " (a skip's value must be ready when its module would run)"));
     }
-    output = values_[input];
     for (uint32_t k : s.skips) done_[k] = ever_done_[k] = 1;
+    if (options_.scan) {
+      scan_skip_module_ = module_id;
+      scan_skip_node_ = node;
+      return false;
+    }
+    output = values_[input];
     return true;
   }
   return false;
@@ -386,6 +418,13 @@ void Interleaver::apply_set(const Site& site, uint32_t node, c10::IValue& target
       fail(invalid_argument(describe_node(graph_, node) + ": " + short_message(e)));
     }
   } else {
+    // An output keeps its shape (what follows was built for it); inputs may
+    // change (a prompt of another length).
+    if (site.io == graph::Io::kOutput && target.isTensor() && v.isTensor() &&
+        target.toTensor().sizes() != v.toTensor().sizes()) {
+      fail(invalid_argument(describe_node(graph_, node) + ": the new value has shape " + c10::str(v.toTensor().sizes()) +
+                            ", but the output it replaces has shape " + c10::str(target.toTensor().sizes())));
+    }
     target = v;
     if (target.isTensor() && original_dtype && at::isFloatingType(*original_dtype) &&
         at::isFloatingType(target.toTensor().scalar_type()) && target.toTensor().scalar_type() != *original_dtype) {
@@ -458,6 +497,14 @@ void Interleaver::run_node(uint32_t n) {
       break;
     }
     case graph::NodeKind::kStream: {
+      if (options_.scan) {
+        if (node.any_shape) {
+          fail(failed_precondition(describe_node(graph_, n) + ": a scan cannot know the shape of a reply that may "
+                                   "differ from the value sent (any_shape)"));
+        }
+        values_[n] = values_[node.input];  // the reply has the value's shape and dtype
+        break;
+      }
       if (!options_.on_stream) {
         fail(failed_precondition(describe_node(graph_, n) + ": no handler is registered for stream callback \"" +
                                  node.name + "\""));
@@ -473,7 +520,7 @@ void Interleaver::run_node(uint32_t n) {
       break;
     }
     case graph::NodeKind::kLog:
-      if (options_.on_log) options_.on_log(node.name, values_[node.input]);
+      if (options_.on_log && !options_.scan) options_.on_log(node.name, values_[node.input]);
       break;
     case graph::NodeKind::kStop:
       stop_requested_ = true;
@@ -497,7 +544,7 @@ void Interleaver::save_tensor(uint32_t n, std::string name, const at::Tensor& t)
     fail(invalid_argument(describe_node(graph_, n) + ": the save name \"" + name + "\" is used twice"));
   }
   // A copy: the model may reuse the memory, and a saved slice must not pin its base.
-  output_.saved.push_back({std::move(name), t.device().is_cpu() ? t.clone() : t.to(at::kCPU)});
+  output_.saved.push_back({std::move(name), t.is_meta() ? t : t.device().is_cpu() ? t.clone() : t.to(at::kCPU)});
 }
 
 int64_t Interleaver::blocking_read(uint32_t node) const {
@@ -587,6 +634,11 @@ void Interleaver::track_grad(Site& site, c10::IValue& value, bool hook) {
                                            : std::string("a ") + part.tagKind())));
   }
   at::Tensor t = part.toTensor();
+  grad_started_ = true;
+  if (options_.scan) {
+    if (hook) scan_grads_.emplace_back(&site, t);
+    return;
+  }
   if (!t.requires_grad()) {
     // Nothing before this point is differentiated: it starts the autograd graph.
     t = t.detach().requires_grad_(true);
@@ -650,6 +702,12 @@ void Interleaver::run_backward(uint32_t n) {
                                         : std::string("a ") + v.tagKind())));
   }
   const at::Tensor loss = v.toTensor();
+  if (options_.scan) {
+    // Later points get their gradient first, as in autograd.
+    backward_done_ = true;
+    for (auto it = scan_grads_.rbegin(); it != scan_grads_.rend(); ++it) on_grad(*it->first, at::empty_like(it->second));
+    return;
+  }
   if (!loss.requires_grad()) {
     fail(invalid_argument(describe_node(graph_, n) + ": the loss does not depend on any point whose gradient the "
                           "trace reads or sets (its value was computed before them, or from none of them)"));
@@ -671,7 +729,7 @@ void Interleaver::run_backward(uint32_t n) {
 
 void Interleaver::count_autograd_bytes(const c10::IValue& value) {
   auto add = [&](const c10::IValue& v) {
-    if (v.isTensor() && v.toTensor().requires_grad()) autograd_bytes_ += v.toTensor().nbytes();
+    if (v.isTensor() && (v.toTensor().requires_grad() || options_.scan)) autograd_bytes_ += v.toTensor().nbytes();
   };
   if (value.isTuple()) {
     for (const auto& e : value.toTupleRef().elements()) add(e);

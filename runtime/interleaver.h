@@ -51,7 +51,7 @@ class Interleaver : public HookSink {
 
   void on_input(int module_id, int arg, c10::IValue& value) override;
   void on_output(int module_id, c10::IValue& value) override;
-  bool wants_grad() const override { return backward_ >= 0; }
+  bool wants_grad() const override { return backward_ >= 0 && !options_.scan; }
   bool skip(int module_id, c10::IValue& output) override;
 
   // After the forward pass: OK, or why the run failed. `forward_error` is
@@ -63,6 +63,10 @@ class Interleaver : public HookSink {
   void set_steps_run(uint32_t steps) { steps_run_ = steps; }
   bool stopped() const { return stopped_; }
   RunOutput take_output();
+  // After the run: node `node`'s last value (None if it has none); totals.
+  const c10::IValue& value(uint32_t node) const { return values_[node]; }
+  uint64_t intermediate_bytes() const { return intermediate_bytes_; }
+  uint64_t autograd_bytes() const { return autograd_bytes_; }
 
  private:
   // The read and set nodes of one hook point.
@@ -90,6 +94,7 @@ class Interleaver : public HookSink {
   void run_node(uint32_t node);
   void apply_set(const Site& site, uint32_t node, c10::IValue& target);
   void save_tensor(uint32_t node, std::string name, const at::Tensor& t);
+  void check_scan_skip(c10::IValue& value);
   // Gradients (backward pass): makes the site's value part of the autograd
   // graph (a leaf when nothing before it is) and, with `hook`, registers the
   // tensor hook that hands its gradient to the site's grad nodes.
@@ -135,6 +140,10 @@ class Interleaver : public HookSink {
   std::vector<at::Tensor> grad_leaves_;    // hook values made autograd leaves
   bool backward_done_ = false;
   uint64_t autograd_bytes_ = 0;            // module outputs kept for the backward pass (estimate)
+  bool grad_started_ = false;              // a gradient point has been passed
+  std::vector<std::pair<Site*, at::Tensor>> scan_grads_;  // scan: gradient sites in forward order, their values
+  int scan_skip_module_ = -1;              // scan: the module being skipped (it runs on meta to check the shape)
+  uint32_t scan_skip_node_ = 0;
   bool stop_requested_ = false;
   bool stopped_ = false;
   uint32_t steps_run_ = graph::kEveryCall;

@@ -322,7 +322,8 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const std::string& dir, con
 
 at::Tensor LlamaModel::inv_freq(const at::Tensor& position_ids) const {
   const RopeScaling& r = config_.rope_scaling;
-  if (r.type != "dynamic") return inv_freq_;
+  // A scan (meta tensors) has no positions to read; the shape is the same.
+  if (r.type != "dynamic" || position_ids.is_meta()) return inv_freq_;
   const int64_t seq_len = position_ids.max().item<int64_t>() + 1;
   const double max_pos = static_cast<double>(config_.max_position_embeddings);
   if (static_cast<double>(seq_len) <= max_pos) return inv_freq_;
@@ -394,12 +395,15 @@ at::Tensor LlamaModel::forward_step(const StepInputs& step_in, KvCache& cache, H
     throw std::invalid_argument(name + " sequence length " + std::to_string(past + T) + " is outside [1, " +
                                 std::to_string(max_positions()) + "]");
   }
-  ids = ids.to(at::Device(device_), at::kLong);
-  const int64_t lo = ids.min().item<int64_t>(), hi = ids.max().item<int64_t>();
-  if (lo < 0 || hi >= config_.vocab_size) {
-    throw std::invalid_argument(name + " token id " + std::to_string(lo < 0 ? lo : hi) +
-                                " is outside the vocabulary [0, " + std::to_string(config_.vocab_size) + ")");
+  // Checked where the ids are (a scan moves them to the meta device, which has no values).
+  if (!ids.is_meta()) {
+    const int64_t lo = ids.min().item<int64_t>(), hi = ids.max().item<int64_t>();
+    if (lo < 0 || hi >= config_.vocab_size) {
+      throw std::invalid_argument(name + " token id " + std::to_string(lo < 0 ? lo : hi) +
+                                  " is outside the vocabulary [0, " + std::to_string(config_.vocab_size) + ")");
+    }
   }
+  ids = ids.to(at::Device(device_), at::kLong);
   if (cache.keys.empty()) {
     cache.keys.resize(layers_.size());
     cache.values.resize(layers_.size());
@@ -412,7 +416,7 @@ at::Tensor LlamaModel::forward_step(const StepInputs& step_in, KvCache& cache, H
       at::Tensor pos = step_in.position_ids.defined() ? step_in.position_ids.to(opts)
                                                       : internal::default_positions(past, x.size(1), opts);
       Step step{cache, internal::step_mask(step_in, past, x.size(1), opts), {}, {}};
-      at::Tensor h = hooked(*this, sink, id.embed, x, [&](const at::Tensor& t) { return at::embedding(embed_, t); });
+      at::Tensor h = hooked(*this, sink, id.embed, x, [&](const at::Tensor& t) { return internal::embedding(embed_, t); });
       // model.rotary_emb(hidden, position_ids) -> (cos, sin), as transformers computes them.
       at::Tensor inv = inv_freq(pos);
       at::Tensor freqs = at::matmul(inv.unsqueeze(0).unsqueeze(2).expand({pos.size(0), -1, 1}),

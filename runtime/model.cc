@@ -9,6 +9,7 @@
 #include <set>
 
 #include "runtime/gpt2.h"
+#include "runtime/internal/meta_fallback.h"
 #include "runtime/llama.h"
 #include "runtime/torchscript_model.h"
 
@@ -33,6 +34,32 @@ int64_t Model::parameter_bytes() {
     bytes += static_cast<int64_t>(t.storage().nbytes());
   });
   return bytes;
+}
+
+c10::IValue Model::forward_meta(std::vector<c10::IValue> inputs, HookSink* sink) {
+  if (kind() == "torchscript") {
+    throw std::invalid_argument("a TorchScript model cannot run on shapes only (scan): its weights live in the archive's "
+                                "module; native models (gpt2, llama) can");
+  }
+  internal::install_meta_fallback();
+  std::vector<at::Tensor> real;
+  for_each_tensor([&](at::Tensor& t) {
+    real.push_back(t);
+    if (t.defined()) t = at::empty_strided(t.sizes(), t.strides(), t.options().device(at::kMeta));
+  });
+  const std::string device_was = device();
+  struct Restore {
+    Model* m;
+    std::vector<at::Tensor>* real;
+    const std::string* device;
+    ~Restore() {
+      size_t i = 0;
+      m->for_each_tensor([&](at::Tensor& t) { t = (*real)[i++]; });
+      m->set_device(*device);
+    }
+  } restore{this, &real, &device_was};
+  set_device("meta");
+  return forward(std::move(inputs), sink);
 }
 
 std::vector<at::Tensor> Model::tensors() {

@@ -52,6 +52,13 @@ class Model {
   // Runs forward(inputs...) with hooks reported to `sink` (nullptr: none).
   // Exceptions from the model or the sink propagate.
   virtual c10::IValue forward(std::vector<c10::IValue> inputs, HookSink* sink) = 0;
+  // The same forward on shapes only: every parameter and buffer is replaced
+  // by a meta tensor of its shape and dtype for the call (restored after,
+  // also when it throws), and the inputs go to the meta device. No data is
+  // computed and no weight is read (scan). Native models only: a
+  // TorchScript module's tensors cannot be swapped (FAILED_PRECONDITION).
+  // Not while another forward runs (the executor's thread calls both).
+  c10::IValue forward_meta(std::vector<c10::IValue> inputs, HookSink* sink);
 
   virtual std::string kind() const = 0;  // "torchscript", "gpt2", "llama" or "qwen2"
   // "cpu", "cuda:0": where parameters live and inputs are moved.

@@ -20,6 +20,15 @@ inline at::Tensor tensor_of(const c10::IValue& v, const std::string& path, const
   return v.toTensor();
 }
 
+// at::embedding, also on shapes only: LibTorch 1.13 has no meta kernel for
+// the index_select under it (a scan, Model::forward_meta).
+inline at::Tensor embedding(const at::Tensor& weight, const at::Tensor& ids) {
+  if (!weight.is_meta()) return at::embedding(weight, ids);
+  std::vector<int64_t> shape = ids.sizes().vec();
+  shape.push_back(weight.size(1));
+  return at::empty(shape, weight.options());
+}
+
 // Runs `f` as module `id`: reports input 0 and the output to the sink, which
 // may replace either, or skip f. Without a sink it is just f(x).
 template <typename F>

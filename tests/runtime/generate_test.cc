@@ -316,10 +316,18 @@ TEST(GenerateTest, StepsThatNeverCameAreLeftOutAndNamesCannotCollide) {
   // An intervention that breaks the logits is an error naming them, not a crash.
   Builder broken;
   auto logits = broken.module("lm_head").all_steps().output();
-  logits.set(logits.sum({-1}));
+  logits.set(broken.op("aten::gt.Scalar", {logits, 0.0}));
   auto bad = run(lm(f.gpt2), broken, {prompt}, g);
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("the logits must be floating"), std::string::npos) << bad.status().message();
+  // And one of the wrong shape names both shapes.
+  Builder reshaped;
+  auto l2 = reshaped.module("lm_head").all_steps().output();
+  l2.set(l2.sum({-1}));
+  auto bad2 = run(lm(f.gpt2), reshaped, {prompt}, g);
+  ASSERT_FALSE(bad2.ok());
+  EXPECT_NE(bad2.status().message().find("the output it replaces has shape [1, 5, 1000]"), std::string::npos)
+      << bad2.status().message();
 }
 
 TEST(GenerateTest, AFloat32SteeringVectorKeepsABfloat16ModelInBfloat16) {
