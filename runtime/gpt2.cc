@@ -68,7 +68,9 @@ Result<std::unique_ptr<Gpt2Model>> Gpt2Model::load(const std::string& dir, const
   if (!config.ok()) return config.status().with_context(dir + "/config.json");
 
   if (progress) progress(0.0);
-  auto file = read_safetensors_file(dir + "/model.safetensors");
+  // On the meta device (scans) only the header is read.
+  auto file = device == "meta" ? read_safetensors_shapes(dir + "/model.safetensors")
+                               : read_safetensors_file(dir + "/model.safetensors");
   if (!file.ok()) return file.status();
   // Reading is the first half of loading, placing the tensors the second.
   if (progress) progress(0.5);

@@ -172,7 +172,8 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const std::string& dir, con
   if (progress) progress(0.0);
   for (size_t i = 0; i < files.size(); ++i) {
     const std::string& f = files[i];
-    auto file = map_safetensors_file(dir + "/" + f);
+    // On the meta device (scans) only the headers are read.
+    auto file = device == "meta" ? read_safetensors_shapes(dir + "/" + f) : map_safetensors_file(dir + "/" + f);
     if (!file.ok()) return file.status();
     // Mapping the shards is the first half of loading, placing the tensors the second.
     if (progress) progress(0.5 * static_cast<double>(i + 1) / static_cast<double>(files.size()));

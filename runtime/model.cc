@@ -97,8 +97,11 @@ Status Model::to_device(const std::string& device) {
 Result<std::unique_ptr<Model>> load_model(const std::string& path, const ModelOptions& options) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) return not_found(path + ": no such file or directory");
-  if (options.device != "cpu" && options.device.rfind("cuda", 0) != 0) {
-    return invalid_argument("device \"" + options.device + "\" is not supported (use cpu or cuda:N)");
+  if (options.device != "cpu" && options.device != "meta" && options.device.rfind("cuda", 0) != 0) {
+    return invalid_argument("device \"" + options.device + "\" is not supported (use cpu or cuda:N; meta for scans)");
+  }
+  if (options.device == "meta" && !S_ISDIR(st.st_mode)) {
+    return invalid_argument(path + ": a TorchScript archive cannot load on the meta device (native checkpoints can)");
   }
   if (S_ISDIR(st.st_mode) && is_llama_dir(path)) {
     auto m = LlamaModel::load(path, options.device, options.compute_dtype, options.progress);

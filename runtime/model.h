@@ -88,7 +88,7 @@ class Model {
 };
 
 struct ModelOptions {
-  std::string device = "cpu";  // "cuda:N" where present
+  std::string device = "cpu";  // "cuda:N" where present; "meta": shapes only, no weight read (scans)
   // Llama family: "" computes in the checkpoint's dtype; "float32",
   // "float16" or "bfloat16" converts the weights to that one.
   std::string compute_dtype;

@@ -171,27 +171,56 @@ Result<SafetensorsFile> read_safetensors_buffer(const std::string& bytes, const 
   });
 }
 
-Result<SafetensorsFile> read_safetensors_file(const std::string& path, const SafetensorsLimits& limits) {
-  std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
-  if (!file) return io_error("cannot open", path, errno);
+namespace {
+struct OpenedFile {
+  std::unique_ptr<std::FILE, FileCloser> file;
+  SafetensorsHeader header;
+  uint64_t data_start = 0;
+};
+
+// Opens `path` and reads and checks its header.
+Result<OpenedFile> open_safetensors(const std::string& path, const SafetensorsLimits& limits) {
+  OpenedFile out;
+  out.file.reset(std::fopen(path.c_str(), "rb"));
+  std::FILE* f = out.file.get();
+  if (f == nullptr) return io_error("cannot open", path, errno);
   struct stat st {};
-  if (fstat(fileno(file.get()), &st) != 0) return io_error("cannot stat", path, errno);
+  if (fstat(fileno(f), &st) != 0) return io_error("cannot stat", path, errno);
   if (!S_ISREG(st.st_mode)) return invalid_argument(path + ": not a regular file");
   uint64_t file_size = static_cast<uint64_t>(st.st_size);
 
   char prefix[8] = {};
-  if (file_size >= 8 && std::fread(prefix, 1, 8, file.get()) != 8) {
+  if (file_size >= 8 && std::fread(prefix, 1, 8, f) != 8) {
     return invalid_argument(path + ": cannot read the header length (file changed while reading?)");
   }
   LOOM_ASSIGN_OR_RETURN(uint64_t n, check_safetensors_header_length(path, prefix, file_size, limits));
   std::string text(n, '\0');  // n <= file size and max_header_bytes
-  if (n > 0 && std::fread(text.data(), 1, n, file.get()) != n) {
+  if (n > 0 && std::fread(text.data(), 1, n, f) != n) {
     return invalid_argument(path + ": cannot read the " + std::to_string(n) +
                             "-byte header (file changed while reading?)");
   }
-  uint64_t data_start = 8 + n;
-  LOOM_ASSIGN_OR_RETURN(SafetensorsHeader header,
-                        parse_safetensors_header(path, text.data(), text.size(), file_size - data_start, limits));
+  out.data_start = 8 + n;
+  LOOM_ASSIGN_OR_RETURN(out.header,
+                        parse_safetensors_header(path, text.data(), text.size(), file_size - out.data_start, limits));
+  return out;
+}
+}  // namespace
+
+Result<SafetensorsFile> read_safetensors_shapes(const std::string& path, const SafetensorsLimits& limits) {
+  LOOM_ASSIGN_OR_RETURN(OpenedFile opened, open_safetensors(path, limits));
+  SafetensorsFile out;
+  out.metadata = std::move(opened.header.metadata);
+  for (const SafetensorsEntry& e : opened.header.entries) {
+    out.tensors.push_back({e.name, at::empty(e.shape, at::TensorOptions().dtype(scalar_type(e.dtype)).device(at::kMeta))});
+  }
+  return out;
+}
+
+Result<SafetensorsFile> read_safetensors_file(const std::string& path, const SafetensorsLimits& limits) {
+  LOOM_ASSIGN_OR_RETURN(OpenedFile opened, open_safetensors(path, limits));
+  const uint64_t data_start = opened.data_start;
+  SafetensorsHeader header = std::move(opened.header);
+  std::unique_ptr<std::FILE, FileCloser> file = std::move(opened.file);
   std::FILE* f = file.get();
   return materialize(path, std::move(header), [&](const SafetensorsEntry& e, void* dst) {
     size_t nbytes = e.end - e.begin;

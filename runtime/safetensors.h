@@ -46,6 +46,9 @@ Result<SafetensorsFile> read_safetensors_file(const std::string& path,
 // header is checked as strictly; BOOL tensors are refused (their bytes would
 // need a full scan).
 Result<SafetensorsFile> map_safetensors_file(const std::string& path, const SafetensorsLimits& limits = {});
+// The header's tensors as meta tensors: names, shapes and dtypes, no data
+// read (a model loaded on the "meta" device, for scans). Checked as strictly.
+Result<SafetensorsFile> read_safetensors_shapes(const std::string& path, const SafetensorsLimits& limits = {});
 Result<SafetensorsFile> read_safetensors_buffer(const std::string& bytes,
                                                 const SafetensorsLimits& limits = {});
 

@@ -148,6 +148,28 @@ TEST_F(ScanTest, TouchesNoWeightAndLeavesTheModelAsItWas) {
   EXPECT_NE(bad.status().message().find("outside the vocabulary"), std::string::npos) << bad.status().message();
 }
 
+// A server scans with a model loaded on the meta device: headers only.
+TEST_F(ScanTest, AModelLoadedOnTheMetaDeviceScansTheSame) {
+  ModelOptions o;
+  o.device = "meta";
+  for (const char* name : {"gpt2", "llama"}) {
+    auto meta = load_model(dir_->file(name), o);
+    ASSERT_TRUE(meta.ok()) << meta.status().message();
+    EXPECT_EQ((*meta)->device(), "meta");
+    Model& real = std::string(name) == "gpt2" ? *gpt2_ : *llama_;
+    LocalTrace tr(real, {ids(2, 5)});
+    tr.module(real.module_paths().back()).output().save("last");  // lm_head
+    tr.output().save("logits");
+    auto a = scan(real, tr.graph(), {{ids(2, 5)}});
+    auto b = scan(**meta, tr.graph(), {{ids(2, 5)}});
+    ASSERT_TRUE(a.ok()) << a.status().message();
+    ASSERT_TRUE(b.ok()) << b.status().message();
+    ASSERT_EQ(a->saves.size(), b->saves.size());
+    for (size_t i = 0; i < a->saves.size(); ++i) EXPECT_EQ(a->saves[i].tensor.sizes(), b->saves[i].tensor.sizes());
+    EXPECT_EQ(a->intermediate_bytes, b->intermediate_bytes);
+  }
+}
+
 TEST_F(ScanTest, SkipRunsNothingOfTheModuleAndGivesItsValue) {
   // Block 0's attention is skipped with zeros: block 0's output is then its
   // input plus the MLP of it, as a hand computation from the same hooks says.
