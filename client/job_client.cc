@@ -276,8 +276,9 @@ json JobClient::post_job(const transport::JobRequest& request, int64_t wait_ms) 
   return post_job(request, wait_ms, false, unused);
 }
 
-json JobClient::post_job(const transport::JobRequest& request, int64_t wait_ms, bool raw_result,
-                         JobStatus& completed) {
+namespace {
+// What the server would refuse anyway, said before sending.
+void check_request(const transport::JobRequest& request) {
   if (request.model_key.empty()) throw ValidationError("the request names no model");
   if (request.invokes.empty()) throw ValidationError("the request has no inputs: give the trace inputs or invoke()");
   if (request.invokes.size() != request.graph.invokes) {
@@ -286,6 +287,22 @@ json JobClient::post_job(const transport::JobRequest& request, int64_t wait_ms, 
   }
   Status valid = graph::validate(request.graph);
   if (!valid.ok()) throw ValidationError(valid.message());
+}
+}  // namespace
+
+graph::ScanReport JobClient::scan(const transport::JobRequest& request) {
+  check_request(request);
+  env();
+  HttpResponse resp =
+      expect_ok("POST", "/v1/jobs?scan=1", transport::encode_request(request), "application/x-loom-request");
+  auto report = graph::scan_report_from_json(parse_object(resp, "POST /v1/jobs?scan=1"));
+  if (!report.ok()) throw LoomError(StatusCode::kInternal, "POST /v1/jobs?scan=1: " + report.status().message());
+  return std::move(report).value();
+}
+
+json JobClient::post_job(const transport::JobRequest& request, int64_t wait_ms, bool raw_result,
+                         JobStatus& completed) {
+  check_request(request);
   env();  // refuses a server of another protocol version with a message that says so
   std::string target = "/v1/jobs";
   if (wait_ms > 0) target += "?wait_ms=" + std::to_string(wait_ms) + (raw_result ? "&inline=raw" : "");

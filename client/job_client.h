@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "client/errors.h"
+#include "graph/scan_report.h"
 #include "transport/http_client.h"
 #include "transport/request.h"
 #include "transport/wire.h"
@@ -189,6 +190,11 @@ class JobClient {
   JobStatus cancel(const std::string& job_id);
   // This key's jobs, newest first (at most 100).
   std::vector<JobStatus> jobs();
+  // POST /v1/jobs?scan=1: the request run on shapes only, answered at once
+  // (nothing is queued): every node's shape and dtype, the saves, and the
+  // job's estimated peak memory and device time (runtime/scan_report.h).
+  // A graph that would fail on shapes throws as a submit would.
+  graph::ScanReport scan(const transport::JobRequest& request);
 
  protected:
   // POST /v1/jobs (?wait_ms=N when > 0); the answer's JSON.

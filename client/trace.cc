@@ -71,6 +71,22 @@ runtime::TraceResult Trace::run(const RunOptions& options) {
   return client.run_blocking(request(options), with_streams(options));
 }
 
+graph::ScanReport Trace::scan(const RunOptions& options) {
+  if (options.generation) throw ValidationError("a scan runs forward traces: scan the trace without the generation");
+  if (options.remote) return remote_or_throw().client().scan(request(options));
+  if (local_ == nullptr) {
+    throw LoomError(StatusCode::kFailedPrecondition,
+                    "this trace has no local model: construct it with a runtime::Model or call set_local_model() "
+                    "(or scan it on the server: {.remote = true})");
+  }
+  if (inputs_.empty()) throw ValidationError("the trace has no inputs: pass them to the constructor or invoke()");
+  std::vector<std::vector<c10::IValue>> in;
+  for (const auto& invoke : inputs_) in.emplace_back(invoke.begin(), invoke.end());
+  auto report = runtime::scan_report(*local_, graph(), in, local_options_);
+  if (!report.ok()) throw_status(report.status());
+  return std::move(report).value();
+}
+
 std::string Trace::submit(const RunOptions& options) {
   return remote_or_throw().client().submit(request(options));
 }

@@ -76,6 +76,12 @@ class Trace : public Builder {
 
   // Runs the trace and returns its saved values (in save order).
   runtime::TraceResult run(const RunOptions& options = {});
+  // Runs it on shapes only (meta tensors: no data, no weight read): every
+  // node's shape and dtype, the saves, and estimates of its memory and
+  // device time. Errors that need shapes (a set or skip of the wrong shape)
+  // throw ValidationError before anything runs or is queued. Remote: POST
+  // /v1/jobs?scan=1, answered at once. Forward traces (no generation).
+  graph::ScanReport scan(const RunOptions& options = {});
   // Remote: submits and returns the job ID at once (`Client::wait`,
   // `Client::result` or `Client::attach` pick it up later).
   std::string submit(const RunOptions& options = {});

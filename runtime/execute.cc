@@ -2,8 +2,12 @@
 
 #include <ATen/ATen.h>
 
+#include <chrono>
+#include <set>
+
 #include "runtime/interleaver.h"
 #include "runtime/ops.h"
+#include "runtime/tensor_data.h"
 
 namespace loom::runtime {
 namespace {
@@ -99,6 +103,55 @@ Result<ScanResult> scan(Model& model, const graph::Graph& graph,
   result.saves = std::move(out.saved);
   result.saved_bytes = out.saved_bytes;
   return result;
+}
+
+namespace {
+
+// This host's float32 matmul rate, measured once (a few milliseconds).
+double cpu_flops_per_second() {
+  static const double rate = [] {
+    const int64_t n = 256;
+    at::Tensor a = at::ones({n, n}), b = at::ones({n, n});
+    at::matmul(a, b);  // warm-up
+    const int reps = 20;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < reps; ++i) at::matmul(a, b);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return s > 0 ? 2.0 * n * n * n * reps / s : 1e10;
+  }();
+  return rate;
+}
+
+}  // namespace
+
+Result<graph::ScanReport> scan_report(Model& model, const graph::Graph& graph,
+                               const std::vector<std::vector<c10::IValue>>& invoke_inputs, ExecOptions options) {
+  LOOM_ASSIGN_OR_RETURN(ScanResult s, scan(model, graph, invoke_inputs, std::move(options)));
+  auto dtype_of = [](const at::Tensor& t) {
+    auto d = from_scalar_type(t.scalar_type());
+    return d.ok() ? std::string(graph::dtype_name(*d)) : std::string(c10::toString(t.scalar_type()));
+  };
+  graph::ScanReport r;
+  for (const auto& [node, t] : s.values) {
+    r.values.push_back({node, graph::node_kind_name(graph.nodes[node].kind), t.sizes().vec(), dtype_of(t)});
+  }
+  for (const NamedTensor& nt : s.saves) r.saves.push_back({nt.name, nt.tensor.sizes().vec(), dtype_of(nt.tensor)});
+  r.saved_bytes = s.saved_bytes;
+  r.intermediate_bytes = s.intermediate_bytes;
+  r.autograd_bytes = s.autograd_bytes;
+  r.peak_bytes = s.peak_bytes();
+  r.tokens = s.tokens;
+  // 2 x parameters x tokens per forward; a backward pass costs about twice that again.
+  std::set<const void*> seen;
+  double params = 0;
+  for (const at::Tensor& t : model.tensors()) {
+    if (t.defined() && seen.insert(t.unsafeGetTensorImpl()).second) params += static_cast<double>(t.numel());
+  }
+  bool backward = false;
+  for (const graph::Node& n : graph.nodes) backward = backward || n.kind == graph::NodeKind::kBackward;
+  r.flops = 2.0 * params * static_cast<double>(s.tokens) * (backward ? 3.0 : 1.0);
+  r.device_ms = 1000.0 * r.flops / cpu_flops_per_second();
+  return r;
 }
 
 Result<RunOutput> execute(Model& model, const graph::Graph& graph,

@@ -21,6 +21,7 @@
 #include "runtime/limits.h"
 #include "runtime/model.h"
 #include "runtime/safetensors.h"
+#include "graph/scan_report.h"
 
 namespace loom::runtime {
 
@@ -75,6 +76,11 @@ struct ScanResult {
 // Inputs are real tensors (token ids are range-checked), moved to meta.
 Result<ScanResult> scan(Model& model, const graph::Graph& graph,
                         const std::vector<std::vector<c10::IValue>>& invoke_inputs, ExecOptions options = {});
+
+// scan() with the answer in its wire form (runtime/scan_report.h): kinds
+// and dtypes named, and the memory and device-time estimates.
+Result<graph::ScanReport> scan_report(Model& model, const graph::Graph& graph,
+                               const std::vector<std::vector<c10::IValue>>& invoke_inputs, ExecOptions options = {});
 
 // Validates `graph` against `model` (module paths, ops and argument types).
 Status validate_for_model(const graph::Graph& graph, const Model& model, const graph::GraphLimits& limits = {});

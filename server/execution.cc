@@ -185,7 +185,7 @@ const Execution::LoadedModel* Execution::find_model(const std::string& key) cons
 std::optional<JobRunner::ModelView> Execution::find(const std::string& key) const {
   const LoadedModel* lm = find_model(key);
   if (lm == nullptr) return std::nullopt;
-  return ModelView{lm->kind, lm->spec.device, lm->revision, lm->module_paths, lm->vocab_size};
+  return ModelView{lm->kind, lm->spec.device, lm->revision, lm->module_paths, lm->vocab_size, lm->spec.path};
 }
 
 std::vector<std::string> Execution::served_keys() const {

@@ -118,6 +118,12 @@ void Session::submit_job(Call& call) {
   // ?wait_ms=N: answer when the job ends or N ms pass, whichever first, so
   // a short job needs no WebSocket (the answer carries its terminal event);
   // &inline=raw: a COMPLETED answer is the compressed result itself.
+  // ?scan=1: a dry run on shapes only, answered at once; nothing is queued.
+  if (query_flag(call.query, "scan=1")) {
+    auto scanned = ctx_.service.scan(call.req.body());
+    if (!scanned.ok()) return send_error(call, scanned.status());
+    return send_json(call, http::status::ok, *scanned);
+  }
   const bool raw = query_flag(call.query, "inline=raw");
   const int64_t wait_ms = std::min<int64_t>(query_number(call.query, "wait_ms", 6).value_or(0), kMaxSubmitWaitMs);
   std::shared_ptr<JobEndWait> waiter;

@@ -32,6 +32,7 @@ class JobRunner {
     std::string revision;  // content hash of its files (model_revision)
     std::shared_ptr<const std::vector<std::string>> module_paths;
     std::optional<int64_t> vocab_size;  // set when it can generate
+    std::string path;  // its checkpoint (scans load its shapes); "" when unknown
   };
 
   virtual ~JobRunner() = default;

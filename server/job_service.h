@@ -7,6 +7,7 @@
 //               RedisDispatch (queues read by loom-workers) in scale-out
 //   Delivery    events (stored, then announced), webhooks, retention
 //   JobBlobs    where requests and results live (store rows or files)
+//   ScanService shape-only dry runs (POST /v1/jobs?scan=1)
 // It adds the read side: snapshots and listings of a key's jobs.
 // Thread safety: every public method may be called from any thread;
 // listeners are called on the thread that emitted the event (an executor
@@ -30,6 +31,7 @@
 #include "server/job_store.h"
 #include "server/metrics.h"
 #include "server/models_config.h"
+#include "server/scan_service.h"
 #include "server/server_options.h"
 
 namespace loom::server {
@@ -55,6 +57,9 @@ class JobService {
   // See Admission::submit; UNAVAILABLE while draining.
   Result<SubmitAnswer> submit(const std::string& owner, std::string_view body, Listener listener = {},
                               SubmitRefusal* refusal = nullptr);
+
+  // POST /v1/jobs?scan=1: the request run on shapes only (server/scan_service.h).
+  Result<nlohmann::json> scan(std::string_view body) { return scans_.scan(body); }
 
   Result<nlohmann::json> snapshot(const std::string& owner, const std::string& id);
   Result<nlohmann::json> list(const std::string& owner);
@@ -94,6 +99,7 @@ class JobService {
   Delivery delivery_;
   std::unique_ptr<JobRunner> runner_;
   Admission admission_;
+  ScanService scans_;
   std::atomic<bool> draining_{false};
 };
 

@@ -155,6 +155,7 @@ std::shared_ptr<const std::map<std::string, RedisDispatch::Registered>> RedisDis
       }
       reg.view.module_paths = std::move(paths);
       if (info["vocab_size"].is_number_integer()) reg.view.vocab_size = info["vocab_size"].get<int64_t>();
+      if (info.contains("path") && info["path"].is_string()) reg.view.path = info["path"].get<std::string>();
       info.erase("modules");
       reg.info = std::move(info);
       (*fresh)[key] = std::move(reg);

@@ -104,7 +104,8 @@ Status Worker::register_models() {
   for (const std::string& key : execution_->served_keys()) {
     auto view = execution_->find(key);
     json info = {{"kind", view->kind}, {"revision", view->revision}, {"device", view->device},
-                 {"modules", *view->module_paths}, {"bytes", execution_->model_bytes(key)}};
+                 {"modules", *view->module_paths}, {"bytes", execution_->model_bytes(key)},
+                 {"path", view->path}};  // servers scan with its shapes (a shared filesystem)
     if (view->vocab_size) info["vocab_size"] = *view->vocab_size;
     LOOM_RETURN_IF_ERROR(redis_->run({"HSET", names_.models(), key, info.dump()}).status());
     auto group = redis_->run({"XGROUP", "CREATE", names_.queue(key), RedisNames::kWorkersGroup, "0", "MKSTREAM"});

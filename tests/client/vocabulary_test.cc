@@ -168,5 +168,68 @@ TEST_F(VocabularyTest, GradientInAGenerationStepRemoteEqualsLocal) {
   EXPECT_GT(r.at("g").abs().max().item<double>(), 0.0);
 }
 
+// Scan answers at once with every node's shape: the same here and on the
+// server, and the same shapes a real run gives.
+TEST_F(VocabularyTest, ScanRemoteEqualsLocalAndARealRunsShapes) {
+  Client client(options());
+  Trace tr = client.model("gpt2-tiny").trace();
+  TraceInvoke a = tr.invoke({ids(2, 7)});
+  tr.invoke({ids(1, 7, 3)});
+  HookPoint h0 = a.module("transformer.h.0").output(0);
+  h0.save("h0");
+  tr.module("transformer.h.0.attn.attn_dropout").output().save("probs");
+  tr.module("transformer.h.1").output(0).grad().save("g1");
+  tr.backward(next_token_loss(tr.output(), tr.input(0)));
+  tr.set_local_model(*gpt2_);
+  const size_t jobs_before = client.jobs().size();
+  runtime::TraceResult ran = tr.run();
+  graph::ScanReport here = tr.scan();
+  graph::ScanReport there = tr.scan({.remote = true});
+  EXPECT_EQ(client.jobs().size(), jobs_before);  // a scan queues nothing
+  ASSERT_EQ(here.saves.size(), ran.saved.size());
+  for (size_t i = 0; i < ran.saved.size(); ++i) {
+    EXPECT_EQ(here.saves[i].name, ran.saved[i].name);
+    EXPECT_EQ(here.saves[i].shape, ran.saved[i].tensor.sizes().vec()) << ran.saved[i].name;
+    EXPECT_EQ(here.saves[i].dtype, "F32");
+  }
+  ASSERT_EQ(there.values.size(), here.values.size());
+  for (size_t i = 0; i < here.values.size(); ++i) {
+    EXPECT_EQ(there.values[i].node, here.values[i].node);
+    EXPECT_EQ(there.values[i].kind, here.values[i].kind);
+    EXPECT_EQ(there.values[i].shape, here.values[i].shape);
+    EXPECT_EQ(there.values[i].dtype, here.values[i].dtype);
+  }
+  ASSERT_NE(here.value(h0.node()), nullptr);
+  EXPECT_EQ(here.value(h0.node())->shape, (std::vector<int64_t>{2, 7, 64}));
+  EXPECT_EQ(there.peak_bytes, here.peak_bytes);
+  EXPECT_EQ(there.peak_bytes, there.saved_bytes + there.intermediate_bytes + there.autograd_bytes);
+  EXPECT_GT(there.autograd_bytes, 0u);
+  EXPECT_EQ(there.tokens, 21);
+  EXPECT_EQ(there.flops, here.flops);
+  EXPECT_GT(there.device_ms, 0.0);
+}
+
+TEST_F(VocabularyTest, ScanFindsAWrongShapeSetBeforeAnythingIsQueued) {
+  Client client(options());
+  Trace tr = client.model("llama-tiny").trace({ids(1, 6)});
+  HookPoint h = tr.module("model.layers.0").output(0);
+  tr.module("model.layers.1").output(0).set(h.sum({1}));
+  const size_t jobs_before = client.jobs().size();
+  try {
+    tr.scan({.remote = true});
+    FAIL() << "the scan accepted a set of the wrong shape";
+  } catch (const ValidationError& e) {
+    EXPECT_NE(std::string(e.what()).find("the new value has shape [1, 64], but the output it replaces has shape [1, 6, 64]"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(client.jobs().size(), jobs_before);
+  // A generation is not scanned, and says why.
+  RunOptions gen;
+  gen.remote = true;
+  gen.generation = graph::GenerateOptions{};
+  EXPECT_THROW(tr.scan(gen), ValidationError);
+}
+
 }  // namespace
 }  // namespace loom::client
