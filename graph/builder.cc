@@ -19,7 +19,8 @@ Builder* same_builder(const Value& a, const Value& b) {
 
 std::string point_key(const graph::Point& p) {
   return p.module + '\n' + std::to_string(static_cast<int>(p.io)) + '\n' + std::to_string(p.index) + '\n' +
-         std::to_string(p.call) + '\n' + std::to_string(p.invoke) + '\n' + std::to_string(p.call_end);
+         std::to_string(p.call) + '\n' + std::to_string(p.invoke) + '\n' + std::to_string(p.call_end) + '\n' +
+         std::to_string(p.trace);
 }
 
 // A Value handed to one of `b`'s own methods must belong to `b`.
@@ -183,18 +184,18 @@ void ModuleRef::skip(const Value& v) const {
   if (builder_of(v) != builder_) throw std::logic_error("loom: skip() with a value from another trace");
   graph::Node n;
   n.kind = graph::NodeKind::kSkip;
-  n.point = graph::Point{path_, graph::Io::kOutput, -1, call_, invoke_, call_end_};
+  n.point = graph::Point{path_, graph::Io::kOutput, -1, call_, invoke_, call_end_, trace_};
   n.input = v.node();
   builder_->add_node(std::move(n));
 }
 
 HookPoint ModuleRef::output(int32_t element) const {
-  graph::Point p{path_, graph::Io::kOutput, element, call_, invoke_, call_end_};
+  graph::Point p{path_, graph::Io::kOutput, element, call_, invoke_, call_end_, trace_};
   return HookPoint(builder_, std::move(p));
 }
 
 HookPoint ModuleRef::input(int32_t arg) const {
-  graph::Point p{path_, graph::Io::kInput, arg, call_, invoke_, call_end_};
+  graph::Point p{path_, graph::Io::kInput, arg, call_, invoke_, call_end_, trace_};
   return HookPoint(builder_, std::move(p));
 }
 
@@ -218,7 +219,29 @@ ModuleRef ModuleRef::all_steps(uint32_t first) const { return steps(first, graph
 
 Builder::Builder(uint32_t invokes) { graph_.invokes = invokes; }
 
-ModuleRef Builder::module(const std::string& path, int32_t invoke) { return ModuleRef(this, path, invoke); }
+ModuleRef Builder::module(const std::string& path, int32_t invoke) {
+  uint32_t trace = current_trace();
+  if (invoke >= 0 && !graph_.trace_invokes.empty()) {
+    // The trace that owns the invoke.
+    uint32_t first = 0;
+    for (trace = 0; trace + 1 < graph_.trace_invokes.size(); ++trace) {
+      if (static_cast<uint32_t>(invoke) < first + graph_.trace_invokes[trace]) break;
+      first += graph_.trace_invokes[trace];
+    }
+  }
+  return ModuleRef(this, path, invoke, trace);
+}
+
+uint32_t Builder::add_invoke() {
+  if (!graph_.trace_invokes.empty()) ++graph_.trace_invokes.back();
+  return graph_.invokes++;
+}
+
+uint32_t Builder::next_trace() {
+  if (graph_.trace_invokes.empty()) graph_.trace_invokes.push_back(graph_.invokes);
+  graph_.trace_invokes.push_back(0);
+  return current_trace();
+}
 
 uint32_t Builder::add_node(graph::Node node) {
   graph_.nodes.push_back(std::move(node));

@@ -154,8 +154,8 @@ class HookPoint : public Value {
 // A module of the model, by its dotted path, at a given call and invoke.
 class ModuleRef {
  public:
-  ModuleRef(Builder* builder, std::string path, int32_t invoke)
-      : builder_(builder), path_(std::move(path)), invoke_(invoke) {}
+  ModuleRef(Builder* builder, std::string path, int32_t invoke, uint32_t trace = 0)
+      : builder_(builder), path_(std::move(path)), invoke_(invoke), trace_(trace) {}
 
   // The whole output, or element `element` of a tuple output.
   HookPoint output(int32_t element = -1) const;
@@ -180,6 +180,7 @@ class ModuleRef {
   int32_t invoke_;
   uint32_t call_ = 0;
   uint32_t call_end_ = 0;
+  uint32_t trace_ = 0;
 };
 
 class Builder {
@@ -189,8 +190,16 @@ class Builder {
   Builder& operator=(const Builder&) = delete;
   virtual ~Builder() = default;
 
-  // `invoke` -1 is the whole batch; >= 0 is that invoke's rows.
+  // `invoke` -1 is the whole batch (of the current trace); >= 0 is that
+  // invoke's rows, in the trace the invoke belongs to.
   ModuleRef module(const std::string& path, int32_t invoke = -1);
+  // Sessions: later invokes and module() calls belong to a new trace, a
+  // forward pass of its own that runs after the earlier ones in the same
+  // job; its nodes may use values of the earlier traces (a prompt of
+  // another length, patched with an activation of the first). Returns the
+  // new trace's index. Forward traces only: a session does not generate.
+  uint32_t next_trace();
+  uint32_t current_trace() const { return graph_.traces() - 1; }
   // The model's own output / input (the root module, path "").
   HookPoint output(int32_t element = -1) { return module("", -1).output(element); }
   HookPoint input(int32_t arg = 0) { return module("", -1).input(arg); }
@@ -227,7 +236,7 @@ class Builder {
   uint32_t grad_node(const graph::Point& point);
 
  protected:
-  uint32_t add_invoke() { return graph_.invokes++; }
+  uint32_t add_invoke();
 
  private:
   graph::Graph graph_;

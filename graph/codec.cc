@@ -27,6 +27,7 @@ void point_to_capnp(const Point& p, schema::Point::Builder b) {
   b.setCall(p.call);
   b.setInvoke(p.invoke);
   b.setCallEnd(p.call_end);
+  b.setTrace(p.trace);
 }
 
 // The limits a graph is read under: every count and size on the reader is
@@ -63,6 +64,7 @@ Result<Point> point_from_capnp(schema::Point::Reader r, const ReadBudget& budget
   p.call = r.getCall();
   p.invoke = r.getInvoke();
   p.call_end = r.getCallEnd();
+  p.trace = r.getTrace();
   return p;
 }
 
@@ -323,6 +325,10 @@ Result<Node> node_from_capnp(schema::Node::Reader r, ReadBudget& budget) {
 void to_capnp(const Graph& graph, schema::Graph::Builder out) {
   out.setVersion(1);
   out.setInvokes(graph.invokes);
+  if (!graph.trace_invokes.empty()) {
+    auto t = out.initTraceInvokes(graph.trace_invokes.size());
+    for (size_t i = 0; i < graph.trace_invokes.size(); ++i) t.set(i, graph.trace_invokes[i]);
+  }
   auto nodes = out.initNodes(graph.nodes.size());
   for (size_t i = 0; i < graph.nodes.size(); ++i) node_to_capnp(graph.nodes[i], nodes[i]);
 }
@@ -344,6 +350,13 @@ Result<Graph> from_capnp(schema::Graph::Reader in, const GraphLimits& limits) {
                                   std::to_string(limits.max_invokes));
       return;
     }
+    const auto traces = in.getTraceInvokes();
+    if (traces.size() > kMaxSessionTraces) {
+      status = resource_exhausted("the session has " + std::to_string(traces.size()) + " traces, over the limit of " +
+                                  std::to_string(kMaxSessionTraces));
+      return;
+    }
+    for (auto t : traces) g.trace_invokes.push_back(t);
     auto nodes = in.getNodes();
     // Checked on the reader: a list of a million empty structs is a few bytes.
     if (nodes.size() > limits.max_nodes) {

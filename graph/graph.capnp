@@ -20,6 +20,7 @@ struct Point {
   call @3 :UInt32;
   invoke @4 :Int32 = -1;
   callEnd @5 :UInt32;  # 0: only `call`; else calls [call, callEnd), 0xFFFFFFFF = every call from `call`
+  trace @6 :UInt32;    # sessions: which trace (forward pass) of the job
 }
 
 struct TensorData {
@@ -68,4 +69,5 @@ struct Graph {
   version @0 :UInt32 = 1;
   invokes @1 :UInt32 = 1;
   nodes @2 :List(Node);
+  traceInvokes @3 :List(UInt32);  # sessions: invokes per trace, in order; empty: one trace
 }

@@ -40,7 +40,14 @@ std::string Point::to_string() const {
     s += "@" + std::to_string(call);
   }
   if (invoke >= 0) s += " (invoke " + std::to_string(invoke) + ")";
+  if (trace > 0) s += " (trace " + std::to_string(trace) + ")";
   return s;
+}
+
+uint32_t Graph::first_invoke(uint32_t t) const {
+  uint32_t first = 0;
+  for (uint32_t i = 0; i < t && i < trace_invokes.size(); ++i) first += trace_invokes[i];
+  return first;
 }
 
 const char* arg_kind_name(Arg::Kind kind) {

@@ -42,6 +42,7 @@ struct Point {
   uint32_t call = 0;
   int32_t invoke = -1;
   uint32_t call_end = 0;  // 0: the one call `call`
+  uint32_t trace = 0;     // sessions: the forward pass (trace) of the job it is in
 
   bool repeats() const { return call_end != 0; }
   bool covers(uint32_t c) const { return call_end == 0 ? c == call : c >= call && c < call_end; }
@@ -107,8 +108,17 @@ struct Node {
   std::vector<uint32_t> dependencies() const;
 };
 
+// A session runs several traces in one job, one forward pass each, in
+// order; later ones may use values of earlier ones. Invokes are numbered
+// across the session: trace t owns the next trace_invokes[t] of them.
+constexpr uint32_t kMaxSessionTraces = 64;
 struct Graph {
   uint32_t invokes = 1;  // batch groups; Point::invoke < invokes
+  std::vector<uint32_t> trace_invokes;  // sessions: invokes per trace; empty: one trace of all invokes
+  uint32_t traces() const { return trace_invokes.empty() ? 1 : static_cast<uint32_t>(trace_invokes.size()); }
+  // The first invoke of trace `t` and how many it has.
+  uint32_t first_invoke(uint32_t t) const;
+  uint32_t invokes_of(uint32_t t) const { return trace_invokes.empty() ? invokes : trace_invokes[t]; }
   std::vector<Node> nodes;
 };
 

@@ -16,7 +16,9 @@ Status field_error(const std::string& path, const std::string& want) {
 }
 
 Result<uint64_t> get_count(const json& j, const char* name) {
-  if (!j.contains(name) || !j[name].is_number_unsigned()) return field_error(name, "a non-negative integer");
+  if (!j.contains(name) || !j[name].is_number_integer() || (!j[name].is_number_unsigned() && j[name].get<int64_t>() < 0)) {
+    return field_error(name, "a non-negative integer");
+  }
   return j[name].get<uint64_t>();
 }
 
@@ -93,7 +95,7 @@ Result<ScanReport> scan_report_from_json(const json& j) {
     const json& v = j["values"][i];
     const std::string path = "values[" + std::to_string(i) + "]";
     if (!v.is_object()) return field_error(path, "an object");
-    if (!v.contains("node") || !v["node"].is_number_unsigned() ||
+    if (!v.contains("node") || !v["node"].is_number_integer() || v["node"].get<int64_t>() < 0 ||
         v["node"].get<uint64_t>() > std::numeric_limits<uint32_t>::max()) {
       return field_error(path + ".node", "a node index");
     }

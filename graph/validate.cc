@@ -43,6 +43,15 @@ Status check_point(const Graph& g, uint32_t i, const Point& p, const ValidateOpt
     return node_error(g, i, "an input point needs an argument index >= 0, got " + std::to_string(p.index));
   }
   if (p.index < -1) return node_error(g, i, "element index " + std::to_string(p.index) + " is negative");
+  if (p.trace >= g.traces()) {
+    return node_error(g, i, "trace " + std::to_string(p.trace) + " does not exist (the session has " +
+                                std::to_string(g.traces()) + " trace(s))");
+  }
+  if (p.invoke >= 0 && (static_cast<uint32_t>(p.invoke) < g.first_invoke(p.trace) ||
+                        static_cast<uint32_t>(p.invoke) >= g.first_invoke(p.trace) + g.invokes_of(p.trace))) {
+    return node_error(g, i, "invoke " + std::to_string(p.invoke) + " belongs to another trace than trace " +
+                                std::to_string(p.trace));
+  }
   if (p.call_end != 0 && p.call_end <= p.call) {
     return node_error(g, i, "the step range " + std::to_string(p.call) + ":" + std::to_string(p.call_end) +
                                 " is empty (the end must be past the start)");
@@ -98,6 +107,21 @@ Status validate(const Graph& g, const ValidateOptions& o) {
   if (g.invokes > limits.max_invokes) {
     return resource_exhausted("graph has " + std::to_string(g.invokes) + " invokes, over the limit of " +
                               std::to_string(limits.max_invokes));
+  }
+  if (!g.trace_invokes.empty()) {
+    if (g.trace_invokes.size() > kMaxSessionTraces) {
+      return resource_exhausted("the session has " + std::to_string(g.trace_invokes.size()) +
+                                " traces, over the limit of " + std::to_string(kMaxSessionTraces));
+    }
+    uint64_t total = 0;
+    for (size_t t = 0; t < g.trace_invokes.size(); ++t) {
+      if (g.trace_invokes[t] == 0) return invalid_argument("trace " + std::to_string(t) + " of the session has no invoke");
+      total += g.trace_invokes[t];
+    }
+    if (total != g.invokes) {
+      return invalid_argument("the session's traces have " + std::to_string(total) + " invokes in all, but the graph has " +
+                              std::to_string(g.invokes));
+    }
   }
   if (g.nodes.size() > limits.max_nodes) {
     return resource_exhausted("graph has " + std::to_string(g.nodes.size()) + " nodes, over the limit of " +

@@ -55,6 +55,45 @@ Result<std::vector<c10::IValue>> batch_inputs(const std::vector<std::vector<c10:
   return out;
 }
 
+// Batches each trace's invokes into its forward pass's inputs (one pass
+// unless the graph is a session); `rows` gets every invoke's row count.
+Result<std::vector<std::vector<c10::IValue>>> batch_traces(const graph::Graph& graph,
+                                                           const std::vector<std::vector<c10::IValue>>& invoke_inputs,
+                                                           std::vector<int64_t>& rows) {
+  if (invoke_inputs.size() != graph.invokes) {
+    return invalid_argument("the graph has " + std::to_string(graph.invokes) + " invoke(s) but " +
+                            std::to_string(invoke_inputs.size()) + " input set(s) were given");
+  }
+  std::vector<std::vector<c10::IValue>> passes;
+  for (uint32_t t = 0; t < graph.traces(); ++t) {
+    const auto first = invoke_inputs.begin() + graph.first_invoke(t);
+    std::vector<std::vector<c10::IValue>> mine(first, first + graph.invokes_of(t));
+    auto batched = batch_inputs(mine, rows);
+    if (!batched.ok()) return graph.traces() > 1 ? batched.status().with_context("trace " + std::to_string(t)) : batched.status();
+    passes.push_back(std::move(batched).value());
+  }
+  return passes;
+}
+
+// Runs each pass's forward with the interleaver beside it, in order. A pass
+// a stop node ended is not an error; the others go on.
+template <typename Forward>
+Status run_passes(Interleaver& il, std::vector<std::vector<c10::IValue>> passes, const Forward& forward,
+                  c10::IValue* out) {
+  std::exception_ptr error;
+  for (uint32_t t = 0; t < passes.size(); ++t) {
+    if (t > 0) il.begin_trace(t);
+    try {
+      *out = forward(std::move(passes[t]));
+    } catch (...) {
+      if (il.stopped() && t + 1 < passes.size()) continue;
+      error = std::current_exception();
+      break;
+    }
+  }
+  return il.finish(error);
+}
+
 }  // namespace
 
 Status validate_for_modules(const graph::Graph& graph, const std::vector<std::string>& module_paths,
@@ -75,33 +114,28 @@ Result<ScanResult> scan(Model& model, const graph::Graph& graph,
                         const std::vector<std::vector<c10::IValue>>& invoke_inputs, ExecOptions options) {
   options.scan = true;
   LOOM_RETURN_IF_ERROR(validate_for_model(graph, model, options.limits.graph));
-  if (invoke_inputs.size() != graph.invokes) {
-    return invalid_argument("the graph has " + std::to_string(graph.invokes) + " invoke(s) but " +
-                            std::to_string(invoke_inputs.size()) + " input set(s) were given");
-  }
   std::vector<int64_t> rows;
-  LOOM_ASSIGN_OR_RETURN(std::vector<c10::IValue> inputs, batch_inputs(invoke_inputs, rows));
+  LOOM_ASSIGN_OR_RETURN(auto passes, batch_traces(graph, invoke_inputs, rows));
   ScanResult result;
-  if (!inputs.empty() && inputs[0].isTensor()) result.tokens = inputs[0].toTensor().numel();
+  for (const auto& inputs : passes) {
+    if (!inputs.empty() && inputs[0].isTensor()) result.tokens += inputs[0].toTensor().numel();
+  }
   LOOM_ASSIGN_OR_RETURN(std::unique_ptr<Interleaver> interleaver,
                         Interleaver::create(model, graph, std::move(rows), options));
   LOOM_RETURN_IF_ERROR(interleaver->start());
-  std::exception_ptr error;
-  try {
-    model.forward_meta(std::move(inputs), interleaver.get());
-  } catch (...) {
-    error = std::current_exception();
-  }
-  LOOM_RETURN_IF_ERROR(interleaver->finish(error));
+  c10::IValue out;
+  LOOM_RETURN_IF_ERROR(run_passes(
+      *interleaver, std::move(passes),
+      [&](std::vector<c10::IValue> in) { return model.forward_meta(std::move(in), interleaver.get()); }, &out));
   for (uint32_t i = 0; i < graph.nodes.size(); ++i) {
     const c10::IValue& v = interleaver->value(i);
     if (v.isTensor()) result.values.emplace_back(i, v.toTensor());
   }
   result.intermediate_bytes = interleaver->intermediate_bytes();
   result.autograd_bytes = interleaver->autograd_bytes();
-  RunOutput out = interleaver->take_output();
-  result.saves = std::move(out.saved);
-  result.saved_bytes = out.saved_bytes;
+  RunOutput saved = interleaver->take_output();
+  result.saves = std::move(saved.saved);
+  result.saved_bytes = saved.saved_bytes;
   return result;
 }
 
@@ -165,23 +199,15 @@ Result<RunOutput> execute(Model& model, const graph::Graph& graph,
       break;
     }
   }
-  if (invoke_inputs.size() != graph.invokes) {
-    return invalid_argument("the graph has " + std::to_string(graph.invokes) + " invoke(s) but " +
-                            std::to_string(invoke_inputs.size()) + " input set(s) were given");
-  }
   std::vector<int64_t> rows;
-  LOOM_ASSIGN_OR_RETURN(std::vector<c10::IValue> inputs, batch_inputs(invoke_inputs, rows));
+  LOOM_ASSIGN_OR_RETURN(auto passes, batch_traces(graph, invoke_inputs, rows));
   LOOM_ASSIGN_OR_RETURN(std::unique_ptr<Interleaver> interleaver,
                         Interleaver::create(model, graph, std::move(rows), options));
   LOOM_RETURN_IF_ERROR(interleaver->start());
   c10::IValue out;
-  std::exception_ptr error;
-  try {
-    out = model.forward(std::move(inputs), interleaver.get());
-  } catch (...) {
-    error = std::current_exception();
-  }
-  LOOM_RETURN_IF_ERROR(interleaver->finish(error));
+  LOOM_RETURN_IF_ERROR(run_passes(
+      *interleaver, std::move(passes),
+      [&](std::vector<c10::IValue> in) { return model.forward(std::move(in), interleaver.get()); }, &out));
   RunOutput result = interleaver->take_output();
   result.stopped_early = interleaver->stopped();
   if (!result.stopped_early) result.output = std::move(out);

@@ -126,6 +126,9 @@ Result<RunOutput> generate_unguarded(CausalLm& model, const graph::Graph& graph,
   const auto started = std::chrono::steady_clock::now();
   LOOM_RETURN_IF_ERROR(gen.check(model.vocab_size()));
   LOOM_RETURN_IF_ERROR(validate_for_model(graph, model, options.limits.graph));
+  if (graph.traces() > 1) {
+    return invalid_argument("a session (several traces) runs forward passes; it cannot generate");
+  }
   for (const graph::Node& n : graph.nodes) {
     if (n.kind == graph::NodeKind::kSave && n.name == kTokensName) {
       return invalid_argument(std::string("the save name \"") + kTokensName + "\" is taken by the generated ids");

@@ -62,11 +62,17 @@ Result<std::unique_ptr<Interleaver>> Interleaver::create(const Model& model, con
                                                          const ExecOptions& options) {
   std::unique_ptr<Interleaver> il(new Interleaver(model, graph, options));
   il->deadline_ = std::chrono::steady_clock::now() + options.limits.max_wall_time;
-  for (int64_t rows : batch_rows) {
-    il->row_start_.push_back(il->total_rows_);
-    il->row_count_.push_back(rows);
-    il->total_rows_ += rows;
+  // Rows are counted within each trace's forward pass (one pass unless a session).
+  for (uint32_t t = 0; t < graph.traces(); ++t) {
+    int64_t offset = 0;
+    for (uint32_t i = graph.first_invoke(t); i < graph.first_invoke(t) + graph.invokes_of(t) && i < batch_rows.size(); ++i) {
+      il->row_start_.push_back(offset);
+      il->row_count_.push_back(batch_rows[i]);
+      offset += batch_rows[i];
+    }
+    il->trace_rows_.push_back(offset);
   }
+  il->total_rows_ = il->trace_rows_[0];
   const size_t n = graph.nodes.size();
   il->ops_.resize(n);
   il->values_.resize(n);
@@ -116,9 +122,11 @@ Result<std::unique_ptr<Interleaver>> Interleaver::create(const Model& model, con
       auto& sites = il->sites_[id];
       auto it = std::find_if(sites.begin(), sites.end(), [&](const Site& s) {
         return s.io == p.io && s.index == p.index && s.call == p.call && s.call_end == p.call_end &&
-               s.invoke == p.invoke;
+               s.invoke == p.invoke && s.trace == p.trace;
       });
-      if (it == sites.end()) it = sites.insert(sites.end(), Site{p.io, p.index, p.call, p.call_end, p.invoke, {}, {}, {}, {}, {}});
+      if (it == sites.end()) {
+        it = sites.insert(sites.end(), Site{p.io, p.index, p.call, p.call_end, p.invoke, p.trace, {}, {}, {}, {}, {}});
+      }
       switch (node.kind) {
         case graph::NodeKind::kRead: it->reads.push_back(i); break;
         case graph::NodeKind::kSet: it->sets.push_back(i); break;
@@ -186,6 +194,13 @@ void Interleaver::check_deadline() {
   }
 }
 
+void Interleaver::begin_trace(uint32_t trace) {
+  trace_ = trace;
+  total_rows_ = trace_rows_[trace];
+  std::fill(calls_.begin(), calls_.end(), 0);
+  stop_requested_ = stopped_ = false;
+}
+
 void Interleaver::begin_step(uint32_t step) {
   label_call_ = step;
   if (step > 0 && !repeating_.empty()) reset(repeating_);
@@ -229,7 +244,7 @@ void Interleaver::on_input(int module_id, int arg, c10::IValue& value) {
   const uint32_t call = calls_[module_id];
   matched_.clear();
   for (Site& s : sites_[module_id]) {
-    if (s.io == graph::Io::kInput && s.index == arg && graph::Point{"", s.io, s.index, s.call, -1, s.call_end}.covers(call)) {
+    if (s.trace == trace_ && s.io == graph::Io::kInput && s.index == arg && s.covers(call)) {
       matched_.push_back(&s);
     }
   }
@@ -244,7 +259,7 @@ void Interleaver::on_output(int module_id, c10::IValue& value) {
   const uint32_t call = calls_[module_id]++;
   matched_.clear();
   for (Site& s : sites_[module_id]) {
-    if (s.io == graph::Io::kOutput && graph::Point{"", s.io, s.index, s.call, -1, s.call_end}.covers(call)) {
+    if (s.trace == trace_ && s.io == graph::Io::kOutput && s.covers(call)) {
       matched_.push_back(&s);
     }
   }
@@ -281,7 +296,7 @@ bool Interleaver::skip(int module_id, c10::IValue& output) {
   if (!interested_[module_id]) return false;
   const uint32_t call = calls_[module_id];
   for (Site& s : sites_[module_id]) {
-    if (s.skips.empty() || !graph::Point{"", s.io, s.index, s.call, -1, s.call_end}.covers(call)) continue;
+    if (s.skips.empty() || s.trace != trace_ || !s.covers(call)) continue;
     const uint32_t node = s.skips.back();
     const uint32_t input = graph_.nodes[node].input;
     if (!done_[input]) {

@@ -48,6 +48,9 @@ class Interleaver : public HookSink {
 
   // Before step `step` (> 0) of a generation: clears the repeating nodes.
   void begin_step(uint32_t step);
+  // Sessions: before trace `trace`'s forward pass (> 0; trace 0 is first).
+  // Module calls count from 0 again; hooks match that trace's points.
+  void begin_trace(uint32_t trace);
 
   void on_input(int module_id, int arg, c10::IValue& value) override;
   void on_output(int module_id, c10::IValue& value) override;
@@ -76,12 +79,14 @@ class Interleaver : public HookSink {
     uint32_t call;
     uint32_t call_end;
     int32_t invoke;
+    uint32_t trace;
     std::vector<uint32_t> reads;
     std::vector<uint32_t> sets;
     std::vector<uint32_t> grads;      // kGrad nodes
     std::vector<uint32_t> grad_sets;  // kSetGrad nodes
     std::vector<uint32_t> skips;      // kSkip nodes (output, whole value)
     uint32_t first_node() const;      // for error messages
+    bool covers(uint32_t c) const { return call_end == 0 ? c == call : c >= call && c < call_end; }
   };
   Interleaver(const Model& model, const graph::Graph& graph, const ExecOptions& options);
 
@@ -112,8 +117,10 @@ class Interleaver : public HookSink {
   const graph::Graph& graph_;
   const ExecOptions& options_;
   std::chrono::steady_clock::time_point deadline_;
-  std::vector<int64_t> row_start_, row_count_;
-  int64_t total_rows_ = 0;
+  std::vector<int64_t> row_start_, row_count_;  // per invoke, within its trace's pass
+  std::vector<int64_t> trace_rows_;             // per trace: its pass's rows
+  int64_t total_rows_ = 0;                      // the current pass's
+  uint32_t trace_ = 0;                          // sessions: the trace running
 
   std::vector<ResolvedOp> ops_;            // per node (op nodes only)
   std::vector<c10::IValue> values_;        // per node

@@ -57,6 +57,7 @@ void run_stream(Context& ctx);
 void run_probe(Context& ctx);
 void run_load(Context& ctx);
 void run_gen(Context& ctx);
+void run_grad(Context& ctx);
 void run_scale(Context& ctx);
 
 }  // namespace loom::bench

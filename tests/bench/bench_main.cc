@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
     const char* name;
     void (*run)(loom::bench::Context&);
   };
-  const Suite suites[] = {{"local", loom::bench::run_local}, {"remote", loom::bench::run_remote}, {"stream", loom::bench::run_stream}, {"probe", loom::bench::run_probe}, {"load", loom::bench::run_load}, {"gen", loom::bench::run_gen}, {"scale", loom::bench::run_scale}};
+  const Suite suites[] = {{"local", loom::bench::run_local}, {"remote", loom::bench::run_remote}, {"stream", loom::bench::run_stream}, {"probe", loom::bench::run_probe}, {"load", loom::bench::run_load}, {"gen", loom::bench::run_gen}, {"grad", loom::bench::run_grad}, {"scale", loom::bench::run_scale}};
   bool any = false;
   for (const auto& s : suites) {
     if (std::string(s.name).rfind(prefix, 0) == 0 || prefix.rfind(s.name, 0) == 0) {

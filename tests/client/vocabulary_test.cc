@@ -9,6 +9,7 @@
 #include "runtime/gpt2_config.h"
 #include "runtime/llama_config.h"
 #include "runtime/model.h"
+#include "runtime/tensor_data.h"
 #include "tests/client/deployment.h"
 
 namespace loom::client {
@@ -48,6 +49,7 @@ class VocabularyTest : public ::testing::Test {
     o.timeout = 30s;
     return o;
   }
+  static int64_t c_vocab() { return runtime::LlamaConfig::tiny().vocab_size; }
   static at::Tensor ids(int64_t batch, int64_t seq, int64_t offset = 0) {
     return (at::arange(batch * seq, at::kLong) * 13 + offset).remainder(1000).view({batch, seq});
   }
@@ -229,6 +231,39 @@ TEST_F(VocabularyTest, ScanFindsAWrongShapeSetBeforeAnythingIsQueued) {
   gen.remote = true;
   gen.generation = graph::GenerateOptions{};
   EXPECT_THROW(tr.scan(gen), ValidationError);
+}
+
+// A session: the second trace patches an activation of the first, from a
+// prompt of another length, in one job (one queue wait, one result).
+TEST_F(VocabularyTest, SessionPatchesAcrossPromptLengthsInOneJobRemoteEqualsLocal) {
+  Client client(options());
+  at::Tensor long_ids = ids(2, 9), short_ids = ids(1, 4, 11);
+  Trace tr = client.model("llama-tiny").trace();
+  TraceInvoke a = tr.invoke({long_ids});
+  Value kept = a.module("model.layers.0").output(0).index({Slice{0, 1}, -1});  // [1, 64]
+  kept.save("kept");
+  EXPECT_EQ(tr.next_trace(), 1u);
+  TraceInvoke b = tr.invoke({short_ids});
+  HookPoint h = b.module("model.layers.0").output(0);
+  h.set(cat({h.slice(1, 0, -1), kept.unsqueeze(1)}, 1));
+  b.output().save("logits");
+  const size_t jobs_before = client.jobs().size();
+  runtime::TraceResult r = local_equals_remote(tr, *llama_);
+  EXPECT_EQ(client.jobs().size(), jobs_before + 1);
+  EXPECT_EQ(r.at("logits").sizes(), (std::vector<int64_t>{1, 4, c_vocab()}));
+
+  // Equal to the second pass run alone with the kept vector as a constant.
+  Trace alone = client.model("llama-tiny").trace({short_ids});
+  HookPoint h2 = alone.module("model.layers.0").output(0);
+  Value constant = alone.constant(runtime::to_tensor_data(r.at("kept")).value());
+  h2.set(cat({h2.slice(1, 0, -1), constant.unsqueeze(1)}, 1));
+  alone.output().save("logits");
+  alone.set_local_model(*llama_);
+  EXPECT_TRUE(alone.run().at("logits").equal(r.at("logits")));
+  // A session does not generate.
+  RunOptions gen;
+  gen.generation = graph::GenerateOptions{};
+  EXPECT_THROW(tr.run(gen), LoomError);
 }
 
 }  // namespace

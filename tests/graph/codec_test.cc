@@ -93,6 +93,32 @@ Graph every_kind_graph() {
   stop.kind = NodeKind::kStop;
   stop.input = 7;
   g.nodes.push_back(stop);  // 9
+
+  Node grad;
+  grad.kind = NodeKind::kGrad;
+  grad.point = Point{"transformer.h.1", Io::kOutput, 0, 0, 2, 0, 1};  // invoke 2 is trace 1's
+  g.nodes.push_back(grad);  // 10
+  Node set_grad;
+  set_grad.kind = NodeKind::kSetGrad;
+  set_grad.point = grad.point;
+  set_grad.input = 10;
+  g.nodes.push_back(set_grad);  // 11
+  Node backward;
+  backward.kind = NodeKind::kBackward;
+  backward.input = 7;
+  g.nodes.push_back(backward);  // 12
+  Node skip;
+  skip.kind = NodeKind::kSkip;
+  skip.point = Point{"transformer.h.2", Io::kOutput, -1, 1, -1};
+  skip.input = 0;
+  g.nodes.push_back(skip);  // 13
+  Node cache;
+  cache.kind = NodeKind::kSave;
+  cache.input = 0;
+  cache.name = "transformer.h.0.output";
+  cache.elements = true;
+  g.nodes.push_back(cache);  // 14
+  g.trace_invokes = {2, 1};
   return g;
 }
 
@@ -102,6 +128,8 @@ void expect_point_eq(const Point& a, const Point& b) {
   EXPECT_EQ(a.index, b.index);
   EXPECT_EQ(a.call, b.call);
   EXPECT_EQ(a.invoke, b.invoke);
+  EXPECT_EQ(a.call_end, b.call_end);
+  EXPECT_EQ(a.trace, b.trace);
 }
 
 void expect_arg_eq(const Arg& a, const Arg& b) {
@@ -123,8 +151,8 @@ void expect_arg_eq(const Arg& a, const Arg& b) {
 void expect_node_eq(const Node& a, const Node& b) {
   ASSERT_EQ(a.kind, b.kind) << node_kind_name(a.kind) << " vs " << node_kind_name(b.kind);
   switch (a.kind) {
-    case NodeKind::kRead: expect_point_eq(a.point, b.point); break;
-    case NodeKind::kSet:
+    case NodeKind::kRead: case NodeKind::kGrad: expect_point_eq(a.point, b.point); break;
+    case NodeKind::kSet: case NodeKind::kSetGrad: case NodeKind::kSkip:
       expect_point_eq(a.point, b.point);
       EXPECT_EQ(a.input, b.input);
       break;
@@ -145,13 +173,16 @@ void expect_node_eq(const Node& a, const Node& b) {
     case NodeKind::kSave: case NodeKind::kStream: case NodeKind::kLog:
       EXPECT_EQ(a.input, b.input);
       EXPECT_EQ(a.name, b.name);
+      EXPECT_EQ(a.elements, b.elements);
+      EXPECT_EQ(a.any_shape, b.any_shape);
       break;
-    case NodeKind::kStop: EXPECT_EQ(a.input, b.input); break;
+    case NodeKind::kStop: case NodeKind::kBackward: EXPECT_EQ(a.input, b.input); break;
   }
 }
 
 void expect_graph_eq(const Graph& a, const Graph& b) {
   EXPECT_EQ(a.invokes, b.invokes);
+  EXPECT_EQ(a.trace_invokes, b.trace_invokes);
   ASSERT_EQ(a.nodes.size(), b.nodes.size());
   for (size_t i = 0; i < a.nodes.size(); ++i) {
     SCOPED_TRACE("node " + std::to_string(i));
@@ -190,12 +221,12 @@ TEST(Codec, RoundTripKeepsEveryNodeAndArgumentKind) {
   ASSERT_TRUE(back.ok()) << back.status().to_string();
   expect_graph_eq(g, *back);
   // The fixture really covers every kind.
-  std::vector<bool> node_kinds(8), arg_kinds(10);
+  std::vector<bool> node_kinds(12), arg_kinds(10);
   for (const Node& n : back->nodes) {
     node_kinds[static_cast<int>(n.kind)] = true;
     for (const Arg& a : n.args) arg_kinds[static_cast<int>(a.kind)] = true;
   }
-  EXPECT_EQ(std::count(node_kinds.begin(), node_kinds.end(), true), 8);
+  EXPECT_EQ(std::count(node_kinds.begin(), node_kinds.end(), true), 12);
   EXPECT_EQ(std::count(arg_kinds.begin(), arg_kinds.end(), true), 10);
 }
 

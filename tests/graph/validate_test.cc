@@ -462,5 +462,91 @@ TEST(Validate, ReportsTheFirstBadNode) {
   expect_error(validate(g), StatusCode::kInvalidArgument, {"node 1", "save name is empty"});
 }
 
+// ---- gradients, skip, sessions -------------------------------------------
+
+TEST(Validate, GradientNodesNeedOneBackwardPassAndCannotFeedTheForwardPass) {
+  {
+    Builder b;
+    b.module("a").output().grad().save("g");
+    expect_error(validate(b.graph()), StatusCode::kInvalidArgument, {"no backward pass", "backward(loss)"});
+  }
+  {
+    Builder b;
+    Value h = b.module("a").output();
+    b.backward(h.sum({0}));
+    b.backward(h.sum({0}));
+    expect_error(validate(b.graph()), StatusCode::kInvalidArgument, {"one backward pass", "sum the losses"});
+  }
+  {
+    Builder b;
+    HookPoint h = b.module("a").output();
+    b.module("b").output().set(h + h.grad());
+    b.backward(h.sum({0}));
+    expect_error(validate(b.graph()), StatusCode::kInvalidArgument, {"uses a gradient", "backward pass"});
+  }
+  {
+    Builder b;
+    b.module("a").all_steps().output().grad().save("g");
+    b.backward(b.module("a").output().sum({0}));
+    expect_error(validate(b.graph()), StatusCode::kInvalidArgument, {"several steps"});
+  }
+  Builder ok;
+  HookPoint h = ok.module("a").output();
+  h.set_grad(h.grad() * 2.0);
+  ok.backward(ok.output().sum({0}));
+  EXPECT_TRUE(validate(ok.graph()).ok()) << validate(ok.graph()).to_string();
+}
+
+TEST(Validate, SkipReplacesAWholeOutputForTheWholeBatch) {
+  {
+    Builder b(2);
+    b.module("a", 1).skip(b.module("x").output());
+    expect_error(validate(b.graph()), StatusCode::kInvalidArgument, {"whole batch", "invoke 1"});
+  }
+  {
+    Builder b;
+    b.module("").skip(b.scalar(1.0));
+    expect_error(validate(b.graph()), StatusCode::kInvalidArgument, {"root module cannot be skipped"});
+  }
+  Graph g = graph_of({read("x"), read("a")});
+  g.nodes[1].kind = NodeKind::kSkip;
+  g.nodes[1].point.index = 0;
+  g.nodes[1].input = 0;
+  expect_error(validate(g), StatusCode::kInvalidArgument, {"whole output"});
+}
+
+TEST(Validate, SessionsNameTheirTracesAndInvokes) {
+  Builder b(0);
+  b.module("a", -1);
+  // Built by hand: invokes 0 and 1 in trace 0, invoke 2 in trace 1.
+  Graph g = graph_of({read("a", Io::kOutput, -1, 2), read("a")}, 3);
+  g.trace_invokes = {2, 1};
+  g.nodes[0].point.trace = 1;
+  EXPECT_TRUE(validate(g).ok()) << validate(g).to_string();
+  g.nodes[1].point.invoke = 2;  // trace 0 reading trace 1's invoke
+  expect_error(validate(g), StatusCode::kInvalidArgument, {"invoke 2 belongs to another trace than trace 0"});
+  g.nodes[1].point.invoke = -1;
+  g.nodes[1].point.trace = 2;
+  expect_error(validate(g), StatusCode::kInvalidArgument, {"trace 2 does not exist", "2 trace(s)"});
+  g.nodes[1].point.trace = 0;
+  g.trace_invokes = {3, 0};
+  expect_error(validate(g), StatusCode::kInvalidArgument, {"trace 1 of the session has no invoke"});
+  g.trace_invokes = {1, 1};
+  expect_error(validate(g), StatusCode::kInvalidArgument, {"2 invokes in all", "graph has 3"});
+  g.trace_invokes.assign(kMaxSessionTraces + 1, 1);
+  expect_error(validate(g), StatusCode::kResourceExhausted, {"traces, over the limit of 64"});
+}
+
+TEST(Validate, BuilderSessionsNumberInvokesAcrossTraces) {
+  Builder b(0);
+  b.module("a").output().save("first");  // trace 0, before any next_trace()
+  EXPECT_EQ(b.current_trace(), 0u);
+  EXPECT_EQ(b.next_trace(), 1u);
+  b.module("a").output().save("second");
+  EXPECT_EQ(b.graph().trace_invokes, (std::vector<uint32_t>{0, 0}));
+  EXPECT_EQ(b.graph().nodes[0].point.trace, 0u);
+  EXPECT_EQ(b.graph().nodes[2].point.trace, 1u);
+}
+
 }  // namespace
 }  // namespace loom::graph
