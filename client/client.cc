@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -11,6 +12,7 @@
 #include "client/internal/stream_answerer.h"
 #include "client/event_stream.h"
 #include "client/status_display.h"
+#include "graph/edits.h"
 #include "runtime/safetensors.h"
 #include "transport/zstd_codec.h"
 
@@ -38,8 +40,31 @@ Client::Client(ClientOptions options) : JobClient(std::move(options)) {}
 Client::~Client() = default;
 
 RemoteModel Client::model(const std::string& key) {
-  auto [info, modules] = describe_model(key);
+  const size_t at = key.find('@');
+  auto [info, modules] = describe_model(key.substr(0, at));
+  info.key = key;  // jobs name the variant; the server resolves it
   return RemoteModel(this, std::move(info), std::move(modules));
+}
+
+RemoteModel Client::create_variant(const std::string& key, const std::string& name, const graph::Graph& edit,
+                                   bool shared) {
+  Status valid = graph::check_edit(edit);
+  if (!valid.ok()) throw ValidationError(valid.message());
+  auto plain = [](const std::string& s, size_t max) {
+    return !s.empty() && s.size() <= max && std::all_of(s.begin(), s.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+    });
+  };
+  if (!plain(key, 128)) throw ValidationError("a model key is 1-128 of A-Z a-z 0-9 . _ -");
+  if (!plain(name, 64)) throw ValidationError("a variant name is 1-64 of A-Z a-z 0-9 . _ -");
+  transport::JobRequest req;
+  req.model_key = key;
+  req.graph = edit;
+  req.invokes = {{}};  // an edit carries no inputs
+  env();
+  expect_ok("POST", "/v1/models/" + key + "/variants?name=" + name + (shared ? "&shared=1" : ""),
+            transport::encode_request(req), "application/x-loom-request");
+  return model(key + "@" + name);
 }
 
 std::map<std::string, runtime::StreamFn> Client::handlers_for(const RunOptions& options) const {

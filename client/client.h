@@ -117,7 +117,15 @@ class Client : public JobClient {
 
   // The model with its module tree (GET /v1/models/{key}), so traces are
   // validated before they are sent. NotFoundError naming the server's models.
+  // "key@variant" is a variant (create_variant): traces of it are validated
+  // against the base model and run with the variant's edit first.
   RemoteModel model(const std::string& key);
+  // Stores `edit` on the server as the persistent edit "key@name" (POST
+  // /v1/models/{key}/variants; graph/edits.h says what an edit may hold),
+  // visible to this API key only unless `shared`. Replaces this key's own
+  // variant of that name. Returns the variant, ready to trace.
+  RemoteModel create_variant(const std::string& key, const std::string& name, const graph::Graph& edit,
+                             bool shared = false);
 
   using JobClient::wait;
   // wait() with the run's display options and this client's stream handlers.

@@ -20,7 +20,7 @@ Builder* same_builder(const Value& a, const Value& b) {
 std::string point_key(const graph::Point& p) {
   return p.module + '\n' + std::to_string(static_cast<int>(p.io)) + '\n' + std::to_string(p.index) + '\n' +
          std::to_string(p.call) + '\n' + std::to_string(p.invoke) + '\n' + std::to_string(p.call_end) + '\n' +
-         std::to_string(p.trace);
+         std::to_string(p.trace) + '\n' + std::to_string(p.stage);
 }
 
 // A Value handed to one of `b`'s own methods must belong to `b`.

@@ -28,6 +28,7 @@ void point_to_capnp(const Point& p, schema::Point::Builder b) {
   b.setInvoke(p.invoke);
   b.setCallEnd(p.call_end);
   b.setTrace(p.trace);
+  b.setStage(p.stage);
 }
 
 // The limits a graph is read under: every count and size on the reader is
@@ -65,6 +66,7 @@ Result<Point> point_from_capnp(schema::Point::Reader r, const ReadBudget& budget
   p.invoke = r.getInvoke();
   p.call_end = r.getCallEnd();
   p.trace = r.getTrace();
+  p.stage = r.getStage();
   return p;
 }
 

@@ -21,6 +21,7 @@ struct Point {
   invoke @4 :Int32 = -1;
   callEnd @5 :UInt32;  # 0: only `call`; else calls [call, callEnd), 0xFFFFFFFF = every call from `call`
   trace @6 :UInt32;    # sessions: which trace (forward pass) of the job
+  stage @7 :UInt32;    # edits: points of stage s see the sets of stages < s at the same hook
 }
 
 struct TensorData {

@@ -43,6 +43,10 @@ struct Point {
   int32_t invoke = -1;
   uint32_t call_end = 0;  // 0: the one call `call`
   uint32_t trace = 0;     // sessions: the forward pass (trace) of the job it is in
+  // Persistent edits (graph/edits.h): at a hook, the points of stage s read
+  // the value after the sets of stages < s; a trace's stage is above its
+  // edits'. 0 for a plain trace.
+  uint32_t stage = 0;
 
   bool repeats() const { return call_end != 0; }
   bool covers(uint32_t c) const { return call_end == 0 ? c == call : c >= call && c < call_end; }

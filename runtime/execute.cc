@@ -5,6 +5,7 @@
 #include <chrono>
 #include <set>
 
+#include "graph/edits.h"
 #include "runtime/interleaver.h"
 #include "runtime/ops.h"
 #include "runtime/tensor_data.h"
@@ -53,6 +54,13 @@ Result<std::vector<c10::IValue>> batch_inputs(const std::vector<std::vector<c10:
     }
   }
   return out;
+}
+
+// The graph with the model's persistent edits in front; nullopt when it has none.
+Result<std::optional<graph::Graph>> with_edits(const Model& model, const graph::Graph& graph) {
+  if (model.edits() == nullptr) return std::optional<graph::Graph>();
+  LOOM_ASSIGN_OR_RETURN(graph::Graph edited, graph::apply_edit(*model.edits(), graph));
+  return std::optional<graph::Graph>(std::move(edited));
 }
 
 // Batches each trace's invokes into its forward pass's inputs (one pass
@@ -110,9 +118,11 @@ Status validate_for_model(const graph::Graph& graph, const Model& model, const g
   return validate_for_modules(graph, model.module_paths(), limits);
 }
 
-Result<ScanResult> scan(Model& model, const graph::Graph& graph,
+Result<ScanResult> scan(Model& model, const graph::Graph& requested,
                         const std::vector<std::vector<c10::IValue>>& invoke_inputs, ExecOptions options) {
   options.scan = true;
+  LOOM_ASSIGN_OR_RETURN(std::optional<graph::Graph> edited, with_edits(model, requested));
+  const graph::Graph& graph = edited ? *edited : requested;
   LOOM_RETURN_IF_ERROR(validate_for_model(graph, model, options.limits.graph));
   std::vector<int64_t> rows;
   LOOM_ASSIGN_OR_RETURN(auto passes, batch_traces(graph, invoke_inputs, rows));
@@ -188,8 +198,10 @@ Result<graph::ScanReport> scan_report(Model& model, const graph::Graph& graph,
   return r;
 }
 
-Result<RunOutput> execute(Model& model, const graph::Graph& graph,
+Result<RunOutput> execute(Model& model, const graph::Graph& requested,
                           const std::vector<std::vector<c10::IValue>>& invoke_inputs, const ExecOptions& options) {
+  LOOM_ASSIGN_OR_RETURN(std::optional<graph::Graph> edited, with_edits(model, requested));
+  const graph::Graph& graph = edited ? *edited : requested;
   LOOM_RETURN_IF_ERROR(validate_for_model(graph, model, options.limits.graph));
   // A skip's value must have the shape the module's output would have had:
   // only a run on shapes knows it (cheap: no data).

@@ -53,7 +53,8 @@ struct RunOutput {
 };
 
 // Every input of invoke i is inputs[i][position]; with several invokes,
-// position p of every invoke is concatenated along dim 0.
+// position p of every invoke is concatenated along dim 0. The model's
+// persistent edits (Model::edit) run first.
 Result<RunOutput> execute(Model& model, const graph::Graph& graph,
                           const std::vector<std::vector<c10::IValue>>& invoke_inputs,
                           const ExecOptions& options = {});

@@ -10,6 +10,7 @@
 #include <numeric>
 #include <random>
 
+#include "graph/edits.h"
 #include "runtime/interleaver.h"
 
 namespace loom::runtime {
@@ -244,6 +245,10 @@ Result<RunOutput> generate(CausalLm& model, const graph::Graph& graph,
   // The model and the graph report through Statuses; this catches what the
   // loop's own tensor work may still throw (out of memory).
   try {
+    if (model.edits() != nullptr) {  // the model's persistent edits run first
+      LOOM_ASSIGN_OR_RETURN(graph::Graph edited, graph::apply_edit(*model.edits(), graph));
+      return generate_unguarded(model, edited, invoke_inputs, options, gen, on_token);
+    }
     return generate_unguarded(model, graph, invoke_inputs, options, gen, on_token);
   } catch (const std::exception& e) {
     return internal_error(std::string("generation failed: ") + e.what());

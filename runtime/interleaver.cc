@@ -122,10 +122,16 @@ Result<std::unique_ptr<Interleaver>> Interleaver::create(const Model& model, con
       auto& sites = il->sites_[id];
       auto it = std::find_if(sites.begin(), sites.end(), [&](const Site& s) {
         return s.io == p.io && s.index == p.index && s.call == p.call && s.call_end == p.call_end &&
-               s.invoke == p.invoke && s.trace == p.trace;
+               s.invoke == p.invoke && s.trace == p.trace && s.stage == p.stage;
       });
       if (it == sites.end()) {
-        it = sites.insert(sites.end(), Site{p.io, p.index, p.call, p.call_end, p.invoke, p.trace, {}, {}, {}, {}, {}});
+        it = sites.insert(sites.end(), Site{p.io, p.index, p.call, p.call_end, p.invoke, p.trace, p.stage, {}, {}, {}, {}, {}});
+        // Lower stages (edits) first: fire() goes through them in this order.
+        std::stable_sort(sites.begin(), sites.end(), [](const Site& a, const Site& b) { return a.stage < b.stage; });
+        it = std::find_if(sites.begin(), sites.end(), [&](const Site& s) {
+          return s.io == p.io && s.index == p.index && s.call == p.call && s.call_end == p.call_end &&
+                 s.invoke == p.invoke && s.trace == p.trace && s.stage == p.stage;
+        });
       }
       switch (node.kind) {
         case graph::NodeKind::kRead: it->reads.push_back(i); break;
@@ -329,49 +335,56 @@ void Interleaver::fire(c10::IValue& value, uint32_t call) {
       if (!site->grads.empty() || !site->grad_sets.empty()) track_grad(*site, value, false);
     }
   }
-  for (Site* site : matched_) {
-    if (site->reads.empty()) continue;
-    if (site->call_end != 0) {
-      label_call_ = call;
-      // Fired again within one step (a module called in a loop): what
-      // depends on this point starts over from the new value.
-      std::vector<uint32_t> again;
-      for (uint32_t r : site->reads) {
-        if (done_[r]) collect_repeating_from(r, &again);
-      }
-      if (!again.empty()) {
-        std::sort(again.begin(), again.end());
-        again.erase(std::unique(again.begin(), again.end()), again.end());
-        reset(again);
-      }
-    }
-    c10::IValue part = site_value(*site, value);
-    const bool rows = site->invoke >= 0 && graph_.invokes > 1;
-    for (uint32_t r : site->reads) {
-      if (rows) {
-        if (!part.isTensor() || part.toTensor().dim() == 0 || part.toTensor().size(0) != total_rows_) {
-          fail(invalid_argument(describe_node(graph_, r) + ": cannot take invoke " + std::to_string(site->invoke) +
-                                "'s rows: the value is not a tensor whose dim 0 is the batch (" +
-                                std::to_string(total_rows_) + " rows)"));
+  // Stage by stage (edits below the trace): a stage's reads see the sets of
+  // the stages before it (matched_ is in stage order).
+  for (size_t first = 0, last = 0; first < matched_.size(); first = last) {
+    while (last < matched_.size() && matched_[last]->stage == matched_[first]->stage) ++last;
+    for (size_t i = first; i < last; ++i) {
+      Site* site = matched_[i];
+      if (site->reads.empty()) continue;
+      if (site->call_end != 0) {
+        label_call_ = call;
+        // Fired again within one step (a module called in a loop): what
+        // depends on this point starts over from the new value.
+        std::vector<uint32_t> again;
+        for (uint32_t r : site->reads) {
+          if (done_[r]) collect_repeating_from(r, &again);
         }
-        values_[r] = part.toTensor().narrow(0, row_start_[site->invoke], row_count_[site->invoke]);
-      } else {
-        values_[r] = part;
+        if (!again.empty()) {
+          std::sort(again.begin(), again.end());
+          again.erase(std::unique(again.begin(), again.end()), again.end());
+          reset(again);
+        }
       }
-      complete(r);
+      c10::IValue part = site_value(*site, value);
+      const bool rows = site->invoke >= 0 && graph_.invokes > 1;
+      for (uint32_t r : site->reads) {
+        if (rows) {
+          if (!part.isTensor() || part.toTensor().dim() == 0 || part.toTensor().size(0) != total_rows_) {
+            fail(invalid_argument(describe_node(graph_, r) + ": cannot take invoke " + std::to_string(site->invoke) +
+                                  "'s rows: the value is not a tensor whose dim 0 is the batch (" +
+                                  std::to_string(total_rows_) + " rows)"));
+          }
+          values_[r] = part.toTensor().narrow(0, row_start_[site->invoke], row_count_[site->invoke]);
+        } else {
+          values_[r] = part;
+        }
+        complete(r);
+      }
     }
-  }
-  run_ready();
-  for (Site* site : matched_) {
-    if (site->sets.empty()) continue;
-    c10::IValue part = site_value(*site, value);
-    for (uint32_t s : site->sets) apply_set(*site, s, part);
-    if (site->io == graph::Io::kOutput && site->index >= 0) {
-      std::vector<c10::IValue> elems = value.toTupleRef().elements().vec();
-      elems[site->index] = std::move(part);
-      value = c10::ivalue::Tuple::create(std::move(elems));
-    } else {
-      value = std::move(part);
+    run_ready();
+    for (size_t i = first; i < last; ++i) {
+      Site* site = matched_[i];
+      if (site->sets.empty()) continue;
+      c10::IValue part = site_value(*site, value);
+      for (uint32_t s : site->sets) apply_set(*site, s, part);
+      if (site->io == graph::Io::kOutput && site->index >= 0) {
+        std::vector<c10::IValue> elems = value.toTupleRef().elements().vec();
+        elems[site->index] = std::move(part);
+        value = c10::ivalue::Tuple::create(std::move(elems));
+      } else {
+        value = std::move(part);
+      }
     }
   }
   if (backward_ >= 0 && !backward_done_) {

@@ -80,6 +80,7 @@ class Interleaver : public HookSink {
     uint32_t call_end;
     int32_t invoke;
     uint32_t trace;
+    uint32_t stage;
     std::vector<uint32_t> reads;
     std::vector<uint32_t> sets;
     std::vector<uint32_t> grads;      // kGrad nodes

@@ -8,6 +8,8 @@
 #include <optional>
 #include <set>
 
+#include "graph/edits.h"
+#include "runtime/execute.h"
 #include "runtime/gpt2.h"
 #include "runtime/internal/meta_fallback.h"
 #include "runtime/llama.h"
@@ -60,6 +62,19 @@ c10::IValue Model::forward_meta(std::vector<c10::IValue> inputs, HookSink* sink)
   } restore{this, &real, &device_was};
   set_device("meta");
   return forward(std::move(inputs), sink);
+}
+
+Status Model::edit(const graph::Graph& edit) {
+  LOOM_RETURN_IF_ERROR(graph::check_edit(edit));
+  LOOM_RETURN_IF_ERROR(validate_for_model(edit, *this));
+  if (!edits_) {
+    edits_ = edit;
+    return Status();
+  }
+  // The new edit after the earlier ones: one graph, still an edit.
+  LOOM_ASSIGN_OR_RETURN(graph::Graph both, graph::apply_edit(*edits_, edit));
+  edits_ = std::move(both);
+  return Status();
 }
 
 std::vector<at::Tensor> Model::tensors() {

@@ -13,11 +13,13 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "graph/ir.h"
 #include "graph/status.h"
 
 namespace loom::runtime {
@@ -76,6 +78,14 @@ class Model {
   // Not while a forward runs (the executor's thread calls both).
   virtual Status to_device(const std::string& device);
 
+  // Persistent edits (graph/edits.h): interventions that run before every
+  // later trace, scan and generation of this model, until cleared. Checked
+  // once, here, against the model. Edits accumulate in order.
+  Status edit(const graph::Graph& edit);
+  void clear_edits() { edits_.reset(); }
+  // nullptr when there are none.
+  const graph::Graph* edits() const { return edits_ ? &*edits_ : nullptr; }
+
  protected:
   void set_module_paths(std::vector<std::string> paths);
   // Every parameter and buffer, by reference (to_device replaces them).
@@ -85,6 +95,7 @@ class Model {
  private:
   std::vector<std::string> paths_;
   std::unordered_map<std::string, int> ids_;
+  std::optional<graph::Graph> edits_;
 };
 
 struct ModelOptions {

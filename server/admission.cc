@@ -91,6 +91,14 @@ Result<SubmitAnswer> Admission::submit(const std::string& owner, std::string_vie
                                        SubmitRefusal* refusal) {
   int64_t* retry_after_s = refusal != nullptr ? &refusal->retry_after_s : nullptr;
   LOOM_ASSIGN_OR_RETURN(transport::JobRequest req, transport::decode_request(body, options_.decode_limits()));
+  // A job for "key@variant" becomes a job for "key" with the variant's edit
+  // in front of its graph: what is stored and run is the resolved request.
+  std::string resolved;
+  if (req.model_key.find('@') != std::string::npos) {
+    LOOM_RETURN_IF_ERROR(variants_.resolve(owner, req));
+    resolved = transport::encode_request(req);
+    body = resolved;
+  }
   auto model = execution_.find(req.model_key);
   if (!model) {
     return not_found("unknown model \"" + req.model_key + "\" (this server has: " + execution_.model_keys() + ")");

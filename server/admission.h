@@ -20,6 +20,7 @@
 #include "server/callback_policy.h"
 #include "server/metrics.h"
 #include "server/server_options.h"
+#include "server/variants.h"
 #include "transport/request.h"
 
 namespace loom::server {
@@ -44,9 +45,11 @@ class Admission {
   // How long a checked key is trusted without asking the store again.
   static constexpr std::chrono::milliseconds kKeyCacheTtl{500};
 
+  // `variants` resolves jobs for "key@variant" (server/variants.h).
   Admission(const ServerOptions& options, JobStore& store, JobBlobs& blobs, Delivery& delivery, JobRunner& execution,
-            Metrics& metrics)
-      : options_(options),
+            Metrics& metrics, const Variants& variants)
+      : variants_(variants),
+        options_(options),
         store_(store),
         blobs_(blobs),
         delivery_(delivery),
@@ -75,6 +78,7 @@ class Admission {
   // A cached job whose identity matches, answered at once; nullopt to run it.
   Result<std::optional<SubmitAnswer>> answer_from_cache(JobRecord& job, uint64_t subscription);
 
+  const Variants& variants_;
   const ServerOptions& options_;
   JobStore& store_;
   JobBlobs& blobs_;

@@ -14,8 +14,12 @@ namespace {
 
 constexpr size_t kMaxIdLength = 128;
 
-const char* subdir(BlobKind kind) { return kind == BlobKind::kRequest ? "requests" : "results"; }
-const char* suffix(BlobKind kind) { return kind == BlobKind::kRequest ? ".req" : ".st.zst"; }
+const char* subdir(BlobKind kind) {
+  return kind == BlobKind::kRequest ? "requests" : kind == BlobKind::kResult ? "results" : "variants";
+}
+const char* suffix(BlobKind kind) {
+  return kind == BlobKind::kRequest ? ".req" : kind == BlobKind::kResult ? ".st.zst" : ".variant";
+}
 
 // errno -> Status, once, with the operation and the file. A missing file is
 // NOT_FOUND for reads; for writes it means the directory vanished: INTERNAL.
@@ -71,7 +75,7 @@ Status fsync_dir(const std::string& dir) {
 
 Result<BlobStore> BlobStore::open(const std::string& dir, bool sync) {
   if (dir.empty()) return invalid_argument("blob store directory is empty");
-  for (BlobKind kind : {BlobKind::kRequest, BlobKind::kResult}) {
+  for (BlobKind kind : {BlobKind::kRequest, BlobKind::kResult, BlobKind::kVariant}) {
     std::string sub = dir + "/" + subdir(kind);
     std::error_code ec;
     std::filesystem::create_directories(sub, ec);
@@ -83,7 +87,7 @@ Result<BlobStore> BlobStore::open(const std::string& dir, bool sync) {
   // Temporary files of puts cut short by a crash (".<id>.XXXXXX"): an hour
   // old, no put of any live process is still writing them.
   const auto stale = std::filesystem::file_time_type::clock::now() - std::chrono::hours(1);
-  for (BlobKind kind : {BlobKind::kRequest, BlobKind::kResult}) {
+  for (BlobKind kind : {BlobKind::kRequest, BlobKind::kResult, BlobKind::kVariant}) {
     std::error_code ec;
     for (const auto& entry : std::filesystem::directory_iterator(dir + "/" + subdir(kind), ec)) {
       std::error_code ignored;

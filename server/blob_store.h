@@ -1,6 +1,7 @@
 // Request bodies and results as files under the server's data directory:
 //   DIR/requests/<job_id>.req     the zstd Cap'n Proto JobRequest as received
 //   DIR/results/<job_id>.st.zst   the zstd safetensors result
+//   DIR/variants/<id>.variant     a model variant (server/variants.h)
 // put() is atomic: it writes a temporary file in the same directory,
 // renames it over the target, so a reader (or a server restarting after a
 // crash) sees the old bytes or the new, never a prefix. With `sync` it also
@@ -24,7 +25,7 @@
 
 namespace loom::server {
 
-enum class BlobKind { kRequest, kResult };
+enum class BlobKind { kRequest, kResult, kVariant };
 
 class BlobStore {
  public:

@@ -21,6 +21,7 @@ const std::vector<RouteSpec>& route_specs() {
       {V::delete_, "/v1/jobs/{id}", true, true, RouteId::kCancelJob},
       {V::get, "/v1/models", true, true, RouteId::kListModels},
       {V::get, "/v1/models/{key}", true, true, RouteId::kGetModel},
+      {V::post, "/v1/models/{key}/variants", true, true, RouteId::kCreateVariant},
   };
   return kRoutes;
 }
@@ -78,6 +79,18 @@ RouteMatch match_route(boost::beast::http::verb method, std::string_view target)
     }
   }
   return m;
+}
+
+std::optional<std::string> query_text(std::string_view query, std::string_view name, size_t max_len) {
+  std::optional<std::string> out;
+  any_item(query, [&](std::string_view item) {
+    if (item.size() <= name.size() || item.substr(0, name.size()) != name || item[name.size()] != '=') return false;
+    std::string_view value = item.substr(name.size() + 1);
+    if (value.size() > max_len) return false;
+    out = std::string(value);
+    return true;
+  });
+  return out;
 }
 
 std::optional<int64_t> query_number(std::string_view query, std::string_view name, size_t max_digits) {

@@ -19,7 +19,7 @@
 
 namespace loom::server {
 
-enum class RouteId { kHealthz, kMetrics, kOpenApi, kEnv, kBlob, kSubmit, kListJobs, kGetJob, kCancelJob, kListModels, kGetModel };
+enum class RouteId { kHealthz, kMetrics, kOpenApi, kEnv, kBlob, kSubmit, kListJobs, kGetJob, kCancelJob, kListModels, kGetModel, kCreateVariant };
 
 // One route: method, path template as OpenAPI writes it, whether it needs a
 // key, and whether its handler blocks (store, blobs, decoding: it runs on
@@ -45,6 +45,9 @@ RouteMatch match_route(boost::beast::http::verb method, std::string_view target)
 // The value of `name` in a query string ("a=1&wait_ms=250") when it is all
 // digits, at most `max_digits` of them; nullopt otherwise.
 std::optional<int64_t> query_number(std::string_view query, std::string_view name, size_t max_digits);
+// The raw value of `name` ("name=steer" -> "steer"), at most `max_len`
+// bytes; nullopt when absent or longer.
+std::optional<std::string> query_text(std::string_view query, std::string_view name, size_t max_len);
 // Whether the query has the item `item` ("inline=raw") exactly.
 bool query_flag(std::string_view query, std::string_view item);
 // 1..64 lowercase hex digits.

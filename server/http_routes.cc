@@ -53,6 +53,7 @@ Session::Handler Session::handler_of(RouteId id) {
     case RouteId::kCancelJob: return &Session::cancel_job;
     case RouteId::kListModels: return &Session::list_models;
     case RouteId::kGetModel: return &Session::get_model;
+    case RouteId::kCreateVariant: return &Session::create_variant;
   }
   return &Session::healthz;  // unreachable: every id is listed
 }
@@ -85,6 +86,18 @@ void Session::get_job(Call& call) {
 }
 
 void Session::list_models(Call& call) { send_json(call, http::status::ok, ctx_.service.models_json()); }
+
+// POST /v1/models/{key}/variants?name=NAME[&shared=1]: a persistent edit (server/variants.h).
+void Session::create_variant(Call& call) {
+  const std::string& key = call.params["key"];
+  if (!is_model_key(key)) {
+    return send_error(call, not_found("unknown model \"" + transport::internal::printable(key, 80) + "\""));
+  }
+  const std::string name = query_text(call.query, "name", 64).value_or("");
+  auto made = ctx_.service.create_variant(call.owner, key, name, query_flag(call.query, "shared=1"), call.req.body());
+  if (!made.ok()) return send_error(call, made.status());
+  send_json(call, http::status::created, *made);
+}
 
 void Session::get_model(Call& call) {
   const std::string& key = call.params["key"];
@@ -120,7 +133,7 @@ void Session::submit_job(Call& call) {
   // &inline=raw: a COMPLETED answer is the compressed result itself.
   // ?scan=1: a dry run on shapes only, answered at once; nothing is queued.
   if (query_flag(call.query, "scan=1")) {
-    auto scanned = ctx_.service.scan(call.req.body());
+    auto scanned = ctx_.service.scan(call.owner, call.req.body());
     if (!scanned.ok()) return send_error(call, scanned.status());
     return send_json(call, http::status::ok, *scanned);
   }

@@ -12,8 +12,9 @@ JobService::JobService(ServerOptions options, JobStore& store, BlobStore& blobs,
       delivery_(options_, store, job_blobs_, metrics),
       runner_(runner ? runner(options_, store, job_blobs_, delivery_)
                      : std::make_unique<Execution>(options_, store, job_blobs_, delivery_)),
-      admission_(options_, store, job_blobs_, delivery_, *runner_, metrics),
-      scans_(options_, *runner_) {}
+      variants_(options_, blobs, *runner_),
+      admission_(options_, store, job_blobs_, delivery_, *runner_, metrics, variants_),
+      scans_(options_, *runner_, variants_) {}
 
 JobService::~JobService() { drain(); }
 

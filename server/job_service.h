@@ -8,6 +8,7 @@
 //   Delivery    events (stored, then announced), webhooks, retention
 //   JobBlobs    where requests and results live (store rows or files)
 //   ScanService shape-only dry runs (POST /v1/jobs?scan=1)
+//   Variants    persistent edits, jobs for key@variant
 // It adds the read side: snapshots and listings of a key's jobs.
 // Thread safety: every public method may be called from any thread;
 // listeners are called on the thread that emitted the event (an executor
@@ -32,6 +33,7 @@
 #include "server/metrics.h"
 #include "server/models_config.h"
 #include "server/scan_service.h"
+#include "server/variants.h"
 #include "server/server_options.h"
 
 namespace loom::server {
@@ -58,8 +60,13 @@ class JobService {
   Result<SubmitAnswer> submit(const std::string& owner, std::string_view body, Listener listener = {},
                               SubmitRefusal* refusal = nullptr);
 
+  // POST /v1/models/{key}/variants (server/variants.h).
+  Result<nlohmann::json> create_variant(const std::string& owner, const std::string& key, const std::string& name,
+                                        bool shared, std::string_view body) {
+    return variants_.create(owner, key, name, shared, body);
+  }
   // POST /v1/jobs?scan=1: the request run on shapes only (server/scan_service.h).
-  Result<nlohmann::json> scan(std::string_view body) { return scans_.scan(body); }
+  Result<nlohmann::json> scan(const std::string& owner, std::string_view body) { return scans_.scan(owner, body); }
 
   Result<nlohmann::json> snapshot(const std::string& owner, const std::string& id);
   Result<nlohmann::json> list(const std::string& owner);
@@ -98,6 +105,7 @@ class JobService {
   JobBlobs job_blobs_;
   Delivery delivery_;
   std::unique_ptr<JobRunner> runner_;
+  Variants variants_;
   Admission admission_;
   ScanService scans_;
   std::atomic<bool> draining_{false};

@@ -77,6 +77,32 @@ json schemas() {
                          {"state", ref("JobState")},
                          {"deduplicated", {{"type", "boolean"}}},
                          {"event", {{"type", "object"}, {"description", "with wait_ms: the terminal event"}}}}}};
+  const json shaped = {{"type", "object"},
+                       {"properties",
+                        {{"shape", {{"type", "array"}, {"items", {{"type", "integer"}}}}},
+                         {"dtype", {{"type", "string"}, {"description", "safetensors name: F32, I64, ..."}}}}}};
+  json value = shaped, save = shaped;
+  value["properties"]["node"] = {{"type", "integer"}};
+  value["properties"]["kind"] = {{"type", "string"}, {"description", "read, op, grad, ..."}};
+  save["properties"]["name"] = {{"type", "string"}};
+  s["ScanReport"] = {
+      {"type", "object"},
+      {"description", "POST /v1/jobs?scan=1: the request run on shapes only (graph/scan_report.h)"},
+      {"required", {"values", "saves", "estimate"}},
+      {"properties",
+       {{"model", {{"type", "string"}}},
+        {"values", {{"type", "array"}, {"items", value}, {"description", "every node with a tensor value"}}},
+        {"saves", {{"type", "array"}, {"items", save}}},
+        {"estimate",
+         {{"type", "object"},
+          {"properties",
+           {{"saved_bytes", {{"type", "integer"}}},
+            {"intermediate_bytes", {{"type", "integer"}}},
+            {"autograd_bytes", {{"type", "integer"}}},
+            {"peak_bytes", {{"type", "integer"}, {"description", "beyond the weights"}}},
+            {"tokens", {{"type", "integer"}}},
+            {"flops", {{"type", "number"}}},
+            {"device_ms", {{"type", "number"}, {"description", "flops over the server's CPU matmul rate"}}}}}}}}}};
   s["ModelSummary"] = {{"type", "object"},
                        {"required", {"key", "kind", "device"}},
                        {"properties",
@@ -160,13 +186,17 @@ json openapi_document(const std::string& server_version) {
                      {"description", "wait this long for the job's end before answering"}},
                     {{"name", "inline"}, {"in", "query"}, {"required", false},
                      {"schema", {{"type", "string"}, {"enum", {"raw"}}}},
-                     {"description", "with wait_ms: a COMPLETED job is answered with its compressed result"}}})},
+                     {"description", "with wait_ms: a COMPLETED job is answered with its compressed result"}},
+                    {{"name", "scan"}, {"in", "query"}, {"required", false},
+                     {"schema", {{"type", "integer"}, {"enum", {1}}}},
+                     {"description", "a dry run on shapes only, answered at once with a ScanReport; nothing is queued"}}})},
       {"requestBody",
        {{"required", true},
         {"description", "zstd-compressed Cap'n Proto JobRequest (transport/protocol.capnp)"},
         {"content", {{"application/x-loom-request", {{"schema", {{"type", "string"}, {"format", "binary"}}}}}}}}},
       {"responses",
-       with_common_errors({{"200", {{"description", "ended within wait_ms"}, {"content", json_content(ref("SubmitAnswer"))}}},
+       with_common_errors({{"200", {{"description", "ended within wait_ms (SubmitAnswer), or with scan=1 the ScanReport"},
+                                    {"content", json_content({{"oneOf", json::array({ref("SubmitAnswer"), ref("ScanReport")})}})}}},
                            {"202", {{"description", "accepted"}, {"content", json_content(ref("SubmitAnswer"))}}},
                            {"404", error_response("unknown model")},
                            {"409", error_response("the request id was used for a different request")},
@@ -205,6 +235,30 @@ json openapi_document(const std::string& server_version) {
       {"parameters", json::array({path_param("key", "the model key", "^[A-Za-z0-9._-]{1,128}$")})},
       {"responses", with_common_errors({{"200", {{"description", "model"}, {"content", json_content(ref("Model"))}}},
                                         {"404", error_response("unknown model")}})}};
+
+  paths["/v1/models/{key}/variants"]["post"] = {
+      {"summary", "store a persistent edit as the variant key@NAME (server/variants.h)"},
+      {"security", keyed},
+      {"parameters",
+       json::array({path_param("key", "the model key", "^[A-Za-z0-9._-]{1,128}$"),
+                    {{"name", "name"}, {"in", "query"}, {"required", true},
+                     {"schema", {{"type", "string"}, {"pattern", "^[A-Za-z0-9._-]{1,64}$"}}}},
+                    {{"name", "shared"}, {"in", "query"}, {"required", false},
+                     {"schema", {{"type", "integer"}, {"enum", {1}}}},
+                     {"description", "visible to every API key (default: only this one)"}}})},
+      {"requestBody",
+       {{"required", true},
+        {"description", "a JobRequest whose graph is the edit: reads, ops, constants, sets and skips on the whole batch"},
+        {"content", {{"application/x-loom-request", {{"schema", {{"type", "string"}, {"format", "binary"}}}}}}}}},
+      {"responses",
+       with_common_errors({{"201", {{"description", "stored"},
+                                    {"content", json_content({{"type", "object"},
+                                                              {"properties",
+                                                               {{"model", {{"type", "string"}}},
+                                                                {"shared", {{"type", "boolean"}}},
+                                                                {"nodes", {{"type", "integer"}}}}}})}}},
+                           {"403", error_response("the name belongs to another API key")},
+                           {"404", error_response("unknown model")}})}};
 
   json doc;
   doc["openapi"] = "3.1.0";

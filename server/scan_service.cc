@@ -35,8 +35,10 @@ Result<std::shared_ptr<ScanService::MetaModel>> ScanService::meta_model(const st
   return slot;
 }
 
-Result<nlohmann::json> ScanService::scan(std::string_view body) {
+Result<nlohmann::json> ScanService::scan(const std::string& owner, std::string_view body) {
   LOOM_ASSIGN_OR_RETURN(transport::JobRequest req, transport::decode_request(body, options_.decode_limits()));
+  const std::string asked = req.model_key;
+  LOOM_RETURN_IF_ERROR(variants_.resolve(owner, req));
   auto view = runner_.find(req.model_key);
   if (!view) return not_found("unknown model \"" + req.model_key + "\" (this server has: " + runner_.model_keys() + ")");
   LOOM_RETURN_IF_ERROR(runtime::validate_for_modules(req.graph, *view->module_paths, options_.run_limits.graph));
@@ -63,7 +65,7 @@ Result<nlohmann::json> ScanService::scan(std::string_view body) {
   std::lock_guard<std::mutex> lock(meta->mu);
   LOOM_ASSIGN_OR_RETURN(graph::ScanReport report, runtime::scan_report(*meta->model, req.graph, inputs, eo));
   nlohmann::json answer = graph::to_json(report);
-  answer["model"] = req.model_key;
+  answer["model"] = asked;
   return answer;
 }
 

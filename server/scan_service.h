@@ -22,6 +22,7 @@
 
 #include "server/job_runner.h"
 #include "server/server_options.h"
+#include "server/variants.h"
 
 namespace loom::runtime {
 class Model;
@@ -31,11 +32,13 @@ namespace loom::server {
 
 class ScanService {
  public:
-  ScanService(const ServerOptions& options, const JobRunner& runner) : options_(options), runner_(runner) {}
+  ScanService(const ServerOptions& options, const JobRunner& runner, const Variants& variants)
+      : options_(options), runner_(runner), variants_(variants) {}
   ~ScanService();
 
-  // The request body is a job submission's; INVALID_ARGUMENT etc. as submit's.
-  Result<nlohmann::json> scan(std::string_view body);
+  // The request body is a job submission's, by `owner` (whose variants it
+  // may name); INVALID_ARGUMENT etc. as submit's.
+  Result<nlohmann::json> scan(const std::string& owner, std::string_view body);
 
  private:
   struct MetaModel {
@@ -46,6 +49,7 @@ class ScanService {
 
   const ServerOptions& options_;
   const JobRunner& runner_;
+  const Variants& variants_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<MetaModel>> models_;  // by path and revision
 };

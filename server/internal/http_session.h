@@ -111,6 +111,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void cancel_job(Call& call);
   void list_models(Call& call);
   void get_model(Call& call);
+  void create_variant(Call& call);
 
  private:
   void read();

@@ -102,6 +102,31 @@ TEST_F(RemoteCliTest, RemoteTraceWritesTheSameBytesAsALocalOne) {
   EXPECT_EQ(a.metadata.at("job_id").size(), 32u);
 }
 
+// --grad SPEC --loss lm saves grad:SPEC; --cache saves each module's output.
+TEST_F(RemoteCliTest, GradAndCacheFlagsWriteTheSameBytesRemotelyAsLocally) {
+  const std::string flags = " --inputs " + dir_->file("in.safetensors") +
+                            " --grad transformer.h.0.output.0 --grad transformer.h.1.output.0 --loss lm"
+                            " --cache transformer.ln_f --save output";
+  Ran remote = run_loom("trace gpt2-tiny --remote" + flags + " -o " + dir_->file("grad_remote.safetensors"), env());
+  ASSERT_EQ(remote.code, 0) << remote.output;
+  Ran local = run_loom("trace " + dir_->file("tiny") + flags + " -o " + dir_->file("grad_local.safetensors"));
+  ASSERT_EQ(local.code, 0) << local.output;
+  auto a = loom::testing::read_or_die(dir_->file("grad_remote.safetensors"));
+  auto b = loom::testing::read_or_die(dir_->file("grad_local.safetensors"));
+  ASSERT_EQ(b.tensors.size(), 4u);
+  for (const auto& nt : b.tensors) EXPECT_TRUE(same_bytes(a.find(nt.name), nt.tensor)) << nt.name;
+  const at::Tensor g0 = b.find("grad:transformer.h.0.output.0");
+  ASSERT_TRUE(g0.defined());
+  EXPECT_EQ(g0.sizes(), (std::vector<int64_t>{2, 6, 64}));
+  EXPECT_GT(g0.abs().max().item<double>(), 0.0);
+  EXPECT_TRUE(b.find("transformer.ln_f.output").defined());
+  // The flags need each other.
+  Ran no_loss = run_loom("trace " + dir_->file("tiny") + " --inputs " + dir_->file("in.safetensors") +
+                         " --grad transformer.h.0.output.0 -o " + dir_->file("x.safetensors"));
+  EXPECT_EQ(no_loss.code, 2) << no_loss.output;
+  EXPECT_NE(no_loss.output.find("--loss lm"), std::string::npos) << no_loss.output;
+}
+
 TEST_F(RemoteCliTest, NoWaitPrintsTheJobIdLastThenStatusWaitResultCancelJobs) {
   std::string id = submit_tiny();
   ASSERT_TRUE(std::regex_match(id, std::regex("[0-9a-f]{32}"))) << id;

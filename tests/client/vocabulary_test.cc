@@ -266,5 +266,80 @@ TEST_F(VocabularyTest, SessionPatchesAcrossPromptLengthsInOneJobRemoteEqualsLoca
   EXPECT_THROW(tr.run(gen), LoomError);
 }
 
+// An edit: block 0's output doubled before every later trace.
+graph::Graph doubling_edit() {
+  Builder edit;
+  HookPoint h = edit.module("transformer.h.0").output(0);
+  h.set(h * 2.0);
+  return edit.graph();
+}
+
+TEST_F(VocabularyTest, LocalEditsRunBeforeEveryTraceUntilCleared) {
+  auto logits_of = [&](bool explicit_set) {
+    Trace tr(*gpt2_, {ids(1, 6)});
+    if (explicit_set) {
+      HookPoint h = tr.module("transformer.h.0").output(0);
+      h.set(h * 2.0);
+    }
+    tr.output().save("logits");
+    return tr.run().at("logits");
+  };
+  const at::Tensor plain = logits_of(false), edited_by_hand = logits_of(true);
+  ASSERT_TRUE(gpt2_->edit(doubling_edit()).ok());
+  EXPECT_TRUE(logits_of(false).equal(edited_by_hand));
+  EXPECT_TRUE(logits_of(false).equal(edited_by_hand)) << "the edit persists across traces";
+  // Edits accumulate: a second doubling makes it x4.
+  ASSERT_TRUE(gpt2_->edit(doubling_edit()).ok());
+  Trace x4(*gpt2_, {ids(1, 6)});
+  x4.module("transformer.h.1").input(0).save("h1_in");
+  at::Tensor got = x4.run().at("h1_in");
+  gpt2_->clear_edits();
+  Trace ref(*gpt2_, {ids(1, 6)});
+  ref.module("transformer.h.0").output(0).save("h0");
+  EXPECT_TRUE(at::allclose(got, ref.run().at("h0") * 4.0));
+  EXPECT_TRUE(logits_of(false).equal(plain)) << "cleared";
+  // An edit only reads, computes, sets and skips.
+  Builder bad;
+  bad.module("transformer.h.0").output(0).save("x");
+  Status refused = gpt2_->edit(bad.graph());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.message().find("an edit only reads, computes, sets and skips"), std::string::npos)
+      << refused.message();
+  EXPECT_EQ(gpt2_->edits(), nullptr);
+}
+
+TEST_F(VocabularyTest, RemoteVariantsAreVisibleToTheirKeyUnlessSharedAndEqualLocalEdits) {
+  Client client(options());
+  RemoteModel variant = client.create_variant("gpt2-tiny", "doubled", doubling_edit());
+  EXPECT_EQ(variant.key(), "gpt2-tiny@doubled");
+  Trace tr = variant.trace({ids(2, 5)});
+  tr.module("transformer.h.1").output(0).save("h1");
+  tr.output().save("logits");
+  runtime::TraceResult remote = tr.run({.remote = true});
+  ASSERT_TRUE(gpt2_->edit(doubling_edit()).ok());
+  tr.set_local_model(*gpt2_);
+  runtime::TraceResult local = tr.run();
+  gpt2_->clear_edits();
+  for (const char* name : {"h1", "logits"}) EXPECT_TRUE(bitwise_equal(remote.at(name), local.at(name))) << name;
+  // Scans see the variant too.
+  EXPECT_EQ(tr.scan({.remote = true}).save("logits")->shape, (std::vector<int64_t>{2, 5, 1000}));
+
+  // Another key: the variant does not exist for it, and it cannot take the name.
+  ClientOptions other_options = options();
+  other_options.api_key = server_->create_key("other");
+  Client other(other_options);
+  Trace theirs = other.model("gpt2-tiny@doubled").trace({ids(2, 5)});
+  theirs.output().save("logits");
+  EXPECT_THROW(theirs.run({.remote = true}), NotFoundError);
+  EXPECT_THROW(other.create_variant("gpt2-tiny", "doubled", doubling_edit()), LoomError);
+  // Shared, it runs for them as for its owner.
+  client.create_variant("gpt2-tiny", "doubled", doubling_edit(), /*shared=*/true);
+  EXPECT_TRUE(bitwise_equal(theirs.run({.remote = true}).at("logits"), remote.at("logits")));
+  // An edit that saves is refused before it is sent.
+  Builder bad;
+  bad.output().save("x");
+  EXPECT_THROW(client.create_variant("gpt2-tiny", "bad", bad.graph()), ValidationError);
+}
+
 }  // namespace
 }  // namespace loom::client

@@ -103,6 +103,13 @@ TEST_F(ServerTest, OpenApiDescribesEveryAnsweredRouteAndEveryDescribedRouteIsAns
     target = std::regex_replace(target, std::regex("\\{key\\}"), "tiny");
     if (path.rfind("/v1/blobs/", 0) == 0) target += blob_query;
     std::string body = method == "POST" ? tiny_job(35) : "";
+    if (path == "/v1/models/{key}/variants") {  // an edit, named
+      target += "?name=surface";
+      Builder edit;
+      HookPoint h = edit.module("transformer.h.0").output(0);
+      h.set(h * 2.0);
+      body = job_body("tiny", edit.graph(), token_ids(1, 2, 0));
+    }
     HttpResponse answer = http_request(port_, method, target, key_only(key_a_), body);
     EXPECT_GE(answer.status, 200) << method << " " << target << ": " << answer.describe();
     EXPECT_LT(answer.status, 300) << method << " " << target << ": " << answer.describe();

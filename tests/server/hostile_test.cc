@@ -443,5 +443,53 @@ TEST_F(HostileTest, ASwappedCheckpointIsNotAnsweredFromTheOldOnesResults) {
   EXPECT_NE(after["event"].value("result_sha256", ""), before["event"].value("result_sha256", ""));
 }
 
+// Scans take the submit's hostile inputs and more: garbage, a session count
+// bomb, a wrong-shape set, a generation, an unknown model. Each is a clear
+// error, nothing is queued, and the server goes on serving.
+TEST_F(HostileTest, HostileScansAreRefusedAndQueueNothing) {
+  start();
+  auto scan = [&](const std::string& body) { return http_request(port_, "POST", "/v1/jobs?scan=1", loom_headers(key_a_), body); };
+  expect_error(scan("not a request at all"), 400, "INVALID_ARGUMENT", {});
+  {  // 100,000 traces in a few bytes
+    capnp::MallocMessageBuilder message;
+    auto req = message.initRoot<wire::JobRequest>();
+    req.setProtocolVersion(transport::kProtocolVersion);
+    req.setModelKey("tiny");
+    auto g = req.initGraph();
+    g.setVersion(1);
+    g.setInvokes(1);
+    g.initTraceInvokes(100000);
+    req.initInvokes(1);
+    expect_error(scan(zstd_capnp(message)), 413, "RESOURCE_EXHAUSTED", {"100000 traces, over the limit of 64"});
+  }
+  {  // a set of the wrong shape: found on shapes, before anything runs
+    Builder b;
+    Value h = b.module("transformer.h.0").output(0);
+    b.module("transformer.h.1").output(0).set(h.mean({1}));
+    expect_error(scan(job_body("tiny", b.graph(), token_ids(1, 5, 3))), 400, "INVALID_ARGUMENT",
+                 {"the new value has shape [1, 64], but the output it replaces has shape [1, 5, 64]"});
+  }
+  {  // token ids outside the vocabulary are checked on the real inputs
+    Builder b;
+    b.output().save("logits");
+    expect_error(scan(job_body("tiny", b.graph(), at::full({1, 3}, 5000, at::kLong))), 400, "INVALID_ARGUMENT",
+                 {"outside the vocabulary"});
+  }
+  {  // unknown model
+    Builder b;
+    b.output().save("logits");
+    expect_error(scan(job_body("nope", b.graph(), token_ids(1, 3, 1))), 404, "NOT_FOUND", {"unknown model"});
+  }
+  // A good one answers with shapes.
+  Builder b;
+  build_tiny_graph(b);
+  HttpResponse ok = scan(job_body("tiny", b.graph(), token_ids(2, 6, 4)));
+  ASSERT_EQ(ok.status, 200) << ok.describe();
+  EXPECT_EQ(ok.json()["saves"][0]["shape"], json::array({2, 6, 64}));
+  EXPECT_GT(ok.json()["estimate"]["peak_bytes"].get<int64_t>(), 0);
+  EXPECT_EQ(api("GET", "/v1/jobs", key_a_).json()["jobs"].size(), 0u) << "a scan created a job";
+  expect_serving();
+}
+
 }  // namespace
 }  // namespace loom::testing
