@@ -146,8 +146,13 @@ void Client::on_stream(const std::string& name, std::function<at::Tensor(const a
 }
 
 runtime::TraceResult Client::run_blocking(const transport::JobRequest& request, const RunOptions& options) {
-  int64_t wait_ms = can_wait_in_submit(request, options) ? options_.submit_wait.count() : 0;
+  const bool quiet = options.quiet || options_.quiet;
+  int64_t wait_ms = !can_wait_in_submit(request, options) ? 0
+                    : quiet                               ? options_.quiet_submit_wait.count()
+                                                          : options_.submit_wait.count();
   if (options.timeout.count() > 0) wait_ms = std::min<int64_t>(wait_ms, options.timeout.count());
+  // The answer must come well inside the per-read network timeout.
+  wait_ms = std::min<int64_t>(wait_ms, options_.timeout.count() / 2);
   JobStatus st;
   json answer = post_job(request, wait_ms, /*raw_result=*/true, st);
   std::string id = answer.value("job_id", "");

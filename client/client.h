@@ -142,7 +142,8 @@ class Client : public JobClient {
   const std::map<std::string, runtime::StreamFn>& stream_handlers() const { return streams_; }
 
   // submit() + attach(); a short job is waited for in the submit call itself
-  // (ClientOptions::submit_wait) and needs no WebSocket.
+  // (ClientOptions::submit_wait, quiet_submit_wait for a quiet run) and needs
+  // no WebSocket.
   runtime::TraceResult run_blocking(const transport::JobRequest& request, const RunOptions& options = {});
   // Follows a submitted job to its end with the status display and returns
   // its result (inline when the server sent it so, else downloaded with a

@@ -164,8 +164,9 @@ JobClient::JobClient(ClientOptions options) : options_(std::move(options)) {
   if (options_.ca_file.empty()) {
     if (const char* f = std::getenv("LOOM_CA_FILE")) options_.ca_file = f;
   }
-  // LOOM_SUBMIT_WAIT_MS=0: follow every blocking run over the WebSocket, so
-  // the status line shows each state (QUEUED, LOADING, ...) even of short jobs.
+  // LOOM_SUBMIT_WAIT_MS sets both submit waits; 0 follows every blocking run
+  // over the WebSocket, so the status line shows each state (QUEUED,
+  // LOADING, ...) even of short jobs.
   if (const char* w = std::getenv("LOOM_SUBMIT_WAIT_MS")) {
     char* end = nullptr;
     const long ms = std::strtol(w, &end, 10);
@@ -173,7 +174,7 @@ JobClient::JobClient(ClientOptions options) : options_(std::move(options)) {
       throw ValidationError("LOOM_SUBMIT_WAIT_MS must be 0..600000 milliseconds, not \"" +
                             std::string(w).substr(0, 40) + "\"");
     }
-    options_.submit_wait = std::chrono::milliseconds(ms);
+    options_.submit_wait = options_.quiet_submit_wait = std::chrono::milliseconds(ms);
   }
   transport::HttpClientOptions ho;
   ho.connect_timeout = options_.timeout;

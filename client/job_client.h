@@ -118,6 +118,10 @@ struct ClientOptions {
   // jobs (and jobs with stream or log nodes) are followed over the
   // WebSocket with the status display. 0: always follow.
   std::chrono::milliseconds submit_wait{250};
+  // A quiet blocking run has no status line to keep moving, so it waits in
+  // its submit call as long as the server holds one (10 s): one HTTP
+  // exchange, no WebSocket, for every such job that ends by then.
+  std::chrono::milliseconds quiet_submit_wait{10000};
 };
 
 // A LOG event: its text and the server's summary of the value.

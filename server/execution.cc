@@ -48,10 +48,8 @@ Status Execution::start(const std::vector<ModelSpec>& models) {
     if (!revision.ok()) return revision.status().with_context("model \"" + spec.key + "\"");
     auto& ex = executors_[spec.device];
     if (!ex) {
-      ex = std::make_unique<Executor>(spec.device, options_.queue_capacity, [this](const std::string& id) {
-        run_job(id);
-        if (hooks_.on_done) hooks_.on_done(id);
-      });
+      ex = std::make_unique<Executor>(spec.device, options_.queue_capacity,
+                                      [this](const std::string& id) { run_and_finish(id); });
     }
     LoadedModel lm{spec, ex.get(), (*m)->kind(), std::move(revision).value(),
                    std::make_shared<const std::vector<std::string>>((*m)->module_paths()), std::nullopt};
@@ -59,6 +57,7 @@ Status Execution::start(const std::vector<ModelSpec>& models) {
     models_[spec.key] = std::move(lm);
     LOOM_RETURN_IF_ERROR(tiers_.add(spec, std::move(m).value()));
   }
+  finishers_ = std::make_unique<WorkPool>(std::max<size_t>(1, executors_.size()), 2 * executors_.size());
   if (!hooks_.recover_at_start) {
     for (auto& [device, ex] : executors_) ex->start();
     return Status();
@@ -169,6 +168,7 @@ void Execution::stop(std::chrono::milliseconds deadline) {
   ticker_cv_.notify_all();
   if (ticker_.joinable()) ticker_.join();
   for (auto& [device, ex] : executors_) ex->stop();
+  if (finishers_) finishers_->stop();  // the results of the last jobs are written
   {
     std::lock_guard<std::mutex> lock(m);
     stopped = true;
@@ -197,6 +197,11 @@ std::vector<std::string> Execution::served_keys() const {
 size_t Execution::load_for(const std::string& key) const {
   const LoadedModel* lm = find_model(key);
   return lm == nullptr ? 0 : lm->executor->load();
+}
+
+bool Execution::wait_idle(const std::string& key, std::chrono::milliseconds timeout) const {
+  const LoadedModel* lm = find_model(key);
+  return lm != nullptr && lm->executor->wait_idle(timeout);
 }
 
 bool Execution::cancel_running(const std::string& job_id) {
@@ -339,20 +344,32 @@ bool Execution::ended_elsewhere(const JobRecord& job) {
   return !now.ok() || is_terminal(now->state);
 }
 
-void Execution::run_job(const std::string& id) {
+void Execution::run_and_finish(const std::string& id) {
+  Rest rest = run_job(id);
+  Rest end = [this, id, rest] {
+    if (rest) rest();
+    if (hooks_.on_done) hooks_.on_done(id);
+  };
+  if (!rest || !finishers_->try_post(end)) end();
+}
+
+Execution::Rest Execution::run_job(const std::string& id) {
   std::optional<JobRecord> job;
+  Rest rest;
   try {
-    run_job(id, job);
+    run_job(id, job, rest);
   } catch (const std::exception& e) {
     // A job whose execution throws ends in ERROR with what it threw.
     if (job && !is_terminal(job->state)) {
       delivery_.finish(*job, JobState::kError, StatusCode::kInternal,
                        std::string("the job's execution failed: ") + e.what());
     }
+    return nullptr;
   }
+  return rest;
 }
 
-void Execution::run_job(const std::string& id, std::optional<JobRecord>& held) {
+void Execution::run_job(const std::string& id, std::optional<JobRecord>& held, Rest& rest) {
   std::shared_ptr<const transport::JobRequest> req = take_decoded(id);  // whatever happens next
   auto cancel = std::make_shared<std::atomic<bool>>(false);
   {
@@ -360,6 +377,8 @@ void Execution::run_job(const std::string& id, std::optional<JobRecord>& held) {
     running_[id] = cancel;
     if (cancel_pending_.erase(id)) cancel->store(true);
   }
+  // Running until its rest is done too: a cancel that comes meanwhile finds
+  // it running (too late to stop it) rather than waiting for it to start.
   struct Unregister {
     Execution* s;
     std::string id;
@@ -367,7 +386,8 @@ void Execution::run_job(const std::string& id, std::optional<JobRecord>& held) {
       std::lock_guard<std::mutex> lock(s->mu_);
       s->running_.erase(id);
     }
-  } unregister{this, id};
+  };
+  std::shared_ptr<Unregister> unregister(new Unregister{this, id});  // no temporary to run ~Unregister early
   auto rec = store_.get(id);
   if (!rec.ok()) return;
   held = std::move(rec).value();
@@ -394,7 +414,8 @@ void Execution::run_job(const std::string& id, std::optional<JobRecord>& held) {
     }
     req = std::make_shared<const transport::JobRequest>(std::move(decoded).value());
   }
-  run_loaded(job, *req, **model, cancel.get());
+  run_loaded(job, *req, **model, cancel.get(), rest);
+  if (rest) rest = [rest = std::move(rest), unregister] { rest(); };
 }
 
 Result<runtime::Model*> Execution::acquire_model(JobRecord& job) {
@@ -416,7 +437,7 @@ Result<runtime::Model*> Execution::acquire_model(JobRecord& job) {
 }
 
 void Execution::run_loaded(JobRecord& job, const transport::JobRequest& req, runtime::Model& model,
-                           const std::atomic<bool>* cancel) {
+                           const std::atomic<bool>* cancel, Rest& rest) {
   const std::string& id = job.id;
   auto fail = [&](const Status& s) {
     if (s.code() == StatusCode::kCancelled && drain_expired_) {
@@ -507,20 +528,31 @@ void Execution::run_loaded(JobRecord& job, const transport::JobRequest& req, run
 
   std::map<std::string, std::string> meta = {
       {"job_id", id}, {"model", req.model_key}, {"graph_sha256", graph::graph_checksum(req.graph)}};
-  auto encoded = runtime::encode_safetensors(out->saved, meta);
-  if (!encoded.ok()) return fail(encoded.status());
-  // Level 1: results are mostly float noise, which higher levels barely shrink more.
-  std::string compressed = transport::zstd_compress(*encoded, 1);
-  // Run twice after a reclaim: the first run's result stays the only one.
-  if (hooks_.shared_store && ended_elsewhere(job)) return;
-  Status put = blobs_.put(BlobKind::kResult, id, compressed);
-  if (!put.ok()) return fail(put);
-  job.result_size = compressed.size();
-  job.result_sha256 = sha256_hex(compressed);
-  std::shared_ptr<const std::string> inline_result;
-  if (compressed.size() <= options_.inline_max) inline_result = std::make_shared<const std::string>(std::move(compressed));
-  Status s = delivery_.complete(job, /*deduplicated=*/false, std::move(inline_result));
-  if (!s.ok()) fail(s);
+  auto saved = std::make_shared<std::vector<runtime::NamedTensor>>(std::move(out->saved));
+  rest = [this, job, saved, meta = std::move(meta)]() mutable {
+    auto fail = [&](const Status& s) { delivery_.finish(job, JobState::kError, s.code(), s.message()); };
+    try {
+      auto encoded = runtime::encode_safetensors(*saved, meta);
+      saved.reset();
+      if (!encoded.ok()) return fail(encoded.status());
+      // Level 1: results are mostly float noise, which higher levels barely shrink more.
+      std::string compressed = transport::zstd_compress(*encoded, 1);
+      // Run twice after a reclaim: the first run's result stays the only one.
+      if (hooks_.shared_store && ended_elsewhere(job)) return;
+      Status put = blobs_.put(BlobKind::kResult, job.id, compressed);
+      if (!put.ok()) return fail(put);
+      job.result_size = compressed.size();
+      job.result_sha256 = sha256_hex(compressed);
+      std::shared_ptr<const std::string> inline_result;
+      if (compressed.size() <= options_.inline_max) {
+        inline_result = std::make_shared<const std::string>(std::move(compressed));
+      }
+      Status s = delivery_.complete(job, /*deduplicated=*/false, std::move(inline_result));
+      if (!s.ok()) fail(s);
+    } catch (const std::exception& e) {
+      if (!is_terminal(job.state)) fail(internal_error(std::string("storing the job's result failed: ") + e.what()));
+    }
+  };
 }
 
 json Execution::models_json() const {

@@ -34,6 +34,7 @@
 #include "server/models_config.h"
 #include "server/server_options.h"
 #include "server/stream_broker.h"
+#include "server/work_pool.h"
 #include "transport/request.h"
 
 namespace loom::runtime {
@@ -96,6 +97,9 @@ class Execution : public JobRunner {
   bool cancel_running(const std::string& job_id);
   // Queued plus running jobs on the executor of `key`'s device.
   size_t load_for(const std::string& key) const;
+  // Waits until the executor of `key` has nothing queued or in hand (or
+  // `timeout` passes); true when it is idle.
+  bool wait_idle(const std::string& key, std::chrono::milliseconds timeout) const;
   std::vector<std::string> served_keys() const;
   Tier tier(const std::string& key) const { return tiers_.tier(key); }
   int64_t model_bytes(const std::string& key) const { return tiers_.bytes(key); }
@@ -124,13 +128,19 @@ class Execution : public JobRunner {
   const LoadedModel* find_model(const std::string& key) const;
   // How many restarts found this job running before (its LOG events say).
   int64_t recovered_runs(const std::string& job_id);
-  void run_job(const std::string& id);
+  // Runs the job on the device's thread; what is left once the device is
+  // free (encoding, compressing and storing the result) comes back as `rest`.
+  using Rest = std::function<void()>;
+  Rest run_job(const std::string& id);
   // `held` is the job's record once read, for the caller's catch.
-  void run_job(const std::string& id, std::optional<JobRecord>& held);
+  void run_job(const std::string& id, std::optional<JobRecord>& held, Rest& rest);
   // The job's model, HOT; a job that waits for it to load is LOADING meanwhile.
   Result<runtime::Model*> acquire_model(JobRecord& job);
   void run_loaded(JobRecord& job, const transport::JobRequest& req, runtime::Model& model,
-                  const std::atomic<bool>* cancel);
+                  const std::atomic<bool>* cancel, Rest& rest);
+  // The executor's callback: the job, then its rest on a finisher thread
+  // (on the device's own thread when the finishers are behind), then on_done.
+  void run_and_finish(const std::string& id);
   // The job ended (or vanished) in the shared store: another runner had it.
   bool ended_elsewhere(const JobRecord& job);
   // The request decoded at submit, if this process kept it (removes it).
@@ -151,6 +161,9 @@ class Execution : public JobRunner {
   ModelTiers tiers_;
   std::map<std::string, LoadedModel> models_;
   std::map<std::string, std::unique_ptr<Executor>> executors_;  // by device
+  // Results are written here, so a device starts its next job while the
+  // last one's result is compressed and stored. Bounded: two per device.
+  std::unique_ptr<WorkPool> finishers_;
 
   std::mutex mu_;  // guards running_, cancel_pending_, decoded_
   std::map<std::string, std::shared_ptr<std::atomic<bool>>> running_;  // cancel flags of running jobs

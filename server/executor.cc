@@ -18,6 +18,7 @@ void Executor::stop() {
     stopping_ = true;
   }
   cv_.notify_all();
+  idle_cv_.notify_all();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -68,6 +69,12 @@ size_t Executor::load() const {
   return queue_.size() + (running_ ? 1 : 0);
 }
 
+bool Executor::wait_idle(std::chrono::milliseconds timeout) const {
+  std::unique_lock<std::mutex> lock(mu_);
+  return idle_cv_.wait_for(lock, timeout, [this] { return stopping_ || (queue_.empty() && !running_); }) &&
+         !stopping_;
+}
+
 void Executor::loop() {
   while (true) {
     std::string id;
@@ -88,8 +95,12 @@ void Executor::loop() {
     } catch (...) {
       std::cerr << "loom-server: executor " << device_ << ": job " << id << ": unknown exception\n";
     }
-    std::lock_guard<std::mutex> lock(mu_);
-    running_ = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      running_ = false;
+      if (!queue_.empty()) continue;
+    }
+    idle_cv_.notify_all();
   }
 }
 

@@ -4,6 +4,7 @@
 // executor's own thread.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -33,6 +34,8 @@ class Executor {
   int position(const std::string& job_id) const;
   size_t size() const;
   size_t load() const;  // queued plus the job in hand
+  // Waits until load() is 0 or `timeout` passes; true when idle.
+  bool wait_idle(std::chrono::milliseconds timeout) const;
   std::vector<std::string> queued() const;  // the queue, front first
   const std::string& device() const { return device_; }
 
@@ -43,6 +46,7 @@ class Executor {
   RunJob run_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
+  mutable std::condition_variable idle_cv_;  // load() fell to 0
   std::deque<std::string> queue_;
   bool stopping_ = false;
   bool running_ = false;  // a job is in hand

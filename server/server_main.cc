@@ -99,7 +99,8 @@ int main(int argc, char** argv) {
   app.add_option("--max-stream-timeout-ms", max_stream_timeout_ms,
                  "longest a job may wait for one stream reply (jobs ask for their own, 60 s by default)");
   app.add_option("--small-blob-bytes", opt.small_blob_bytes,
-                 "requests and results up to this size live in SQLite; larger ones are files");
+                 "requests and results up to this size live in SQLite (with --redis: in Redis, default 16K); larger "
+                 "ones are files");
   app.add_option("--device-memory", opt.tier_budgets.device_bytes,
                  "bytes of models kept HOT on each device (512M, 8G; 0: no limit); the least recently used move "
                  "to host memory")
@@ -206,6 +207,7 @@ int main(int argc, char** argv) {
     if (!models_file.empty()) return fail("--models: a server with --redis loads no models; loom-workers register them");
     if (blob_dir.empty()) return fail("--redis needs --blob-dir, the results directory the workers share");
     opt.data_dir = blob_dir;
+    if (app.count("--small-blob-bytes") == 0) opt.small_blob_bytes = loom::server::ServerOptions::kClusterSmallBlobBytes;
     auto redis = loom::server::Redis::open(redis_url);
     if (!redis.ok()) return fail(redis.status().message());
     loom::server::RedisNames names;

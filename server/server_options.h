@@ -66,6 +66,11 @@ struct ServerOptions {
   // Requests and results up to this size are kept in SQLite beside the job
   // record; larger ones are files under DATA_DIR (streamed for downloads).
   uint64_t small_blob_bytes = 1 << 20;
+  // The same with --redis (servers and workers): Redis holds every byte in
+  // memory, appends it to its AOF and serves all servers and workers from
+  // one thread, so only small blobs go there; the rest are files in the
+  // shared blob directory.
+  static constexpr uint64_t kClusterSmallBlobBytes = 16 << 10;
   std::string presign_secret;  // HMAC key for result URLs (DATA_DIR/server.secret)
   std::string webhook_secret;  // HMAC key for webhook signatures (DATA_DIR/webhook.secret)
   // Ranges webhooks may reach besides public addresses (--webhook-allow):

@@ -131,10 +131,7 @@ void Worker::pull_loop(const std::string& model) {
   const std::string stream = names_.queue(model);
   while (!stop_) {
     // One job at a time: the next waits in Redis for whichever worker is free.
-    if (execution_->load_for(model) > 0) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      continue;
-    }
+    if (!execution_->wait_idle(model, std::chrono::milliseconds(100))) continue;
     if (!conn || !conn->usable()) {
       auto c = redis_->dedicated();
       if (!c.ok()) {

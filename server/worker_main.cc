@@ -33,6 +33,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.2, 3600.0));
   app.add_option("--drain-timeout-ms", drain_timeout_ms, "on SIGTERM, how long running jobs may finish");
   app.add_option("--inline-max", opt.server.inline_max, "as loom-server's");
+  opt.server.small_blob_bytes = loom::server::ServerOptions::kClusterSmallBlobBytes;
+  app.add_option("--small-blob-bytes", opt.server.small_blob_bytes,
+                 "results up to this size live in Redis, larger ones are files in --blob-dir");
   app.add_option("--max-log-events-per-job", opt.server.max_log_events_per_job, "as loom-server's");
   app.add_option("--max-stream-bytes", opt.server.max_stream_bytes, "as loom-server's");
   app.add_option("--max-token-ids-per-job", opt.server.max_token_ids_per_job, "as loom-server's");
