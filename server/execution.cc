@@ -493,11 +493,12 @@ void Execution::run_loaded(JobRecord& job, const transport::JobRequest& req, run
     return ask_client(id, ++stream_id, callback, value, stream_timeout, cancel);
   };
   if (lm->spec.test_forward_delay_ms > 0) {
-    // In slices, so a cancel lands as it would at a hook point.
+    // In slices of 20 ms, so a cancel lands as it would at a hook point; a
+    // 20 ms forward is one wait, as a device's would be, not several wakeups.
     const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(lm->spec.test_forward_delay_ms);
     while (std::chrono::steady_clock::now() < until && !cancel->load()) {
       std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
-          std::chrono::milliseconds(5), until - std::chrono::steady_clock::now()));
+          std::chrono::milliseconds(20), until - std::chrono::steady_clock::now()));
     }
     if (cancel->load()) return fail(cancelled("cancelled while running"));
   }

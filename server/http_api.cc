@@ -242,6 +242,10 @@ struct HttpApi::Impl : std::enable_shared_from_this<HttpApi::Impl> {
     acceptor.async_accept(asio::make_strand(io), [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
       if (self->stopped) return;
       if (!ec) {
+        // A response's last small write (a download's tail) must not wait
+        // for the client's delayed ACK (Nagle).
+        beast::error_code nodelay_ec;
+        socket.set_option(tcp::no_delay(true), nodelay_ec);
         std::make_shared<Session>(self->ctx, std::move(socket))->start();
         return self->accept();
       }

@@ -72,10 +72,12 @@ void RedisDispatch::on_event_message(const std::string& message) {
   JobEvent& ev = bus->event;
   if (!delivery_.has_listeners(ev.job_id)) return;
   if (ev.seq > 0 && transport::event_type_of_text(ev.json) == transport::EventType::kCompleted) {
-    // A small result rides inline, as it would from an embedded server.
+    // A small result rides inline, as it would from an embedded server
+    // (from Redis, or from its file when it is over --small-blob-bytes).
     json j = json::parse(ev.json, nullptr, /*allow_exceptions=*/false);
     if (j.is_object() && j["result_size"].is_number_unsigned() && j["result_size"].get<uint64_t>() <= options_.inline_max) {
-      if (auto bytes = blobs_.small(BlobKind::kResult, ev.job_id)) {
+      auto bytes = blobs_.get(BlobKind::kResult, ev.job_id);
+      if (bytes.ok() && bytes->size() <= options_.inline_max) {
         ev.inline_result = std::make_shared<const std::string>(std::move(*bytes));
       }
     }

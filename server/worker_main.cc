@@ -43,6 +43,9 @@ int main(int argc, char** argv) {
       ->transform(CLI::AsSizeValue(false));
   app.add_option("--host-memory", opt.server.tier_budgets.host_bytes, "as loom-server's (WARM models)")
       ->transform(CLI::AsSizeValue(false));
+  app.add_flag("--fsync", opt.server.fsync,
+               "fsync each result file (and its directory) before the job is COMPLETED, as loom-server's: with "
+               "Redis's appendfsync always, a power loss then loses nothing; costs ms per job");
   app.add_option("--blas-threads", blas_threads, "OpenBLAS threads for the models (default: one per core)");
   std::vector<std::string> webhook_allow;
   app.add_option("--webhook-allow", webhook_allow, "as loom-server's");
@@ -64,7 +67,7 @@ int main(int argc, char** argv) {
   opt.models = std::move(models).value();
   auto redis = loom::server::Redis::open(redis_url);
   if (!redis.ok()) return fail(redis.status().message());
-  auto blobs = loom::server::BlobStore::open(blob_dir);
+  auto blobs = loom::server::BlobStore::open(blob_dir, opt.server.fsync);
   if (!blobs.ok()) return fail(blobs.status().message());
 
   // Signals are taken by sigwait below, not by a handler.
