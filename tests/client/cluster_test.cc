@@ -13,6 +13,7 @@
 #include "client/trace.h"
 #include "runtime/gpt2_config.h"
 #include "runtime/model.h"
+#include "server/blob_store.h"
 #include "tests/client/cluster_util.h"
 #include "transport/http_client.h"
 
@@ -261,6 +262,78 @@ TEST_F(ClusterTest, RestartingRedisWithAofLosesNoJob) {
   Trace tr = m.trace({ids()});
   tr.output().save("logits");
   EXPECT_EQ(tr.run({.remote = true}).saved.size(), 1u);
+}
+
+// The HTTP requests `server` has answered (its /metrics).
+long long http_requests(const Cluster& c, size_t server) {
+  auto endpoint = transport::parse_base_url(c.url(server));
+  if (!endpoint.ok()) return -1;
+  transport::HttpClient http(*endpoint);
+  transport::HttpRequest req;
+  req.target = "/metrics";
+  const std::string body = http.request(req).body;
+  const std::string name = "\nloom_http_requests_total ";  // the sample, not its # TYPE line
+  const size_t at = body.find(name);
+  return at == std::string::npos ? -1 : std::stoll(body.substr(at + name.size()));
+}
+
+// Redis holds small results only: one over --small-blob-bytes (16 KiB with
+// --redis) is a file in the shared blob directory. Each comes back bitwise
+// equal to the local run: small and mid-sized ones inline in the submit's
+// answer (the mid one read from its file), a big one downloaded.
+TEST_F(ClusterTest, ResultsOverSixteenKibAreFilesInTheBlobDirSmallerOnesLiveInRedis) {
+  TempDir d;
+  Cluster cluster({{"gpt2-tiny", tiny()}}, d.path(), 2, 1);
+  auto local_model = runtime::load_model(tiny());
+  ASSERT_TRUE(local_model.ok());
+  auto blobs = server::BlobStore::open(d.path() + "/blobs");
+  ASSERT_TRUE(blobs.ok());
+  auto redis = server::RedisConnection::connect(server::RedisAddress{"127.0.0.1", cluster.redis().port(), 0},
+                                                std::chrono::milliseconds(1000));
+  ASSERT_TRUE(redis.ok());
+  struct Case {
+    const char* what;
+    int64_t seq;         // logits are seq x 1000 floats, noise zstd barely shrinks
+    bool file;
+  };
+  std::vector<long long> requests;  // HTTP requests each run made, the /metrics GET included
+  for (Case c : {Case{"small", 2, false}, Case{"mid (24 KB)", 6, true}, Case{"big (128 KB)", 32, true}}) {
+    Client client(options(cluster, c.file ? 1 : 0));
+    Trace tr = client.model("gpt2-tiny").trace({ids(1, c.seq)});
+    if (c.file) {
+      tr.output().save("logits");
+    } else {
+      tr.output().slice(2, 0, 8).save("logits");  // 2 x 8 floats
+    }
+    tr.set_local_model(**local_model);
+    RunOptions ro;
+    ro.remote = true;
+    ro.no_cache = true;
+    std::string id;
+    ro.on_submitted = [&](const std::string& j) { id = j; };
+    const long long before = http_requests(cluster, c.file ? 1 : 0);
+    runtime::TraceResult remote = tr.run(ro);
+    requests.push_back(http_requests(cluster, c.file ? 1 : 0) - before);
+    runtime::TraceResult local = tr.run();
+    EXPECT_TRUE(bitwise_equal(remote.at("logits"), local.at("logits"))) << c.what;
+    ASSERT_FALSE(id.empty());
+    auto file = blobs->size(server::BlobKind::kResult, id);
+    auto in_redis = (*redis)->command({"EXISTS", "loom:blob:1:" + id});
+    ASSERT_TRUE(in_redis.ok());
+    if (c.file) {
+      ASSERT_TRUE(file.ok()) << c.what << ": " << file.status().message();
+      EXPECT_GT(*file, 16u << 10) << c.what;
+      EXPECT_EQ(in_redis->integer, 0) << c.what;
+    } else {
+      EXPECT_FALSE(file.ok()) << c.what;
+      EXPECT_EQ(in_redis->integer, 1) << c.what;
+    }
+  }
+  // The small and mid results came inline in the submit's answer; the big
+  // one (over --inline-max, 64 KiB) took one more request, its download.
+  ASSERT_EQ(requests.size(), 3u);
+  EXPECT_EQ(requests[1], requests[0]);
+  EXPECT_EQ(requests[2], requests[1] + 1);
 }
 
 TEST_F(ClusterTest, StreamCallbacksAndCancelCrossBetweenServerAndWorker) {
