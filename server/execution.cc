@@ -199,9 +199,17 @@ size_t Execution::load_for(const std::string& key) const {
   return lm == nullptr ? 0 : lm->executor->load();
 }
 
-bool Execution::wait_idle(const std::string& key, std::chrono::milliseconds timeout) const {
+bool Execution::wait_load_below(const std::string& key, size_t n, std::chrono::milliseconds timeout) const {
   const LoadedModel* lm = find_model(key);
-  return lm != nullptr && lm->executor->wait_idle(timeout);
+  return lm != nullptr && lm->executor->wait_load_below(n, timeout);
+}
+
+std::vector<std::string> Execution::take_queued(const std::string& key) {
+  const LoadedModel* lm = find_model(key);
+  if (lm == nullptr) return {};
+  std::vector<std::string> taken = lm->executor->take_queued();
+  for (const std::string& id : taken) (void)take_decoded(id);
+  return taken;
 }
 
 bool Execution::cancel_running(const std::string& job_id) {

@@ -97,9 +97,12 @@ class Execution : public JobRunner {
   bool cancel_running(const std::string& job_id);
   // Queued plus running jobs on the executor of `key`'s device.
   size_t load_for(const std::string& key) const;
-  // Waits until the executor of `key` has nothing queued or in hand (or
-  // `timeout` passes); true when it is idle.
-  bool wait_idle(const std::string& key, std::chrono::milliseconds timeout) const;
+  // Waits until the executor of `key` holds fewer than `n` jobs, queued and
+  // in hand (or `timeout` passes); true when it does.
+  bool wait_load_below(const std::string& key, size_t n, std::chrono::milliseconds timeout) const;
+  // Takes the jobs waiting for `key`'s executor off its queue, still QUEUED
+  // (a stopping worker hands them back).
+  std::vector<std::string> take_queued(const std::string& key);
   std::vector<std::string> served_keys() const;
   Tier tier(const std::string& key) const { return tiers_.tier(key); }
   int64_t model_bytes(const std::string& key) const { return tiers_.bytes(key); }

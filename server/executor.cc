@@ -45,6 +45,7 @@ bool Executor::remove(const std::string& job_id) {
   auto it = std::find(queue_.begin(), queue_.end(), job_id);
   if (it == queue_.end()) return false;
   queue_.erase(it);
+  idle_cv_.notify_all();
   return true;
 }
 
@@ -69,10 +70,22 @@ size_t Executor::load() const {
   return queue_.size() + (running_ ? 1 : 0);
 }
 
-bool Executor::wait_idle(std::chrono::milliseconds timeout) const {
+bool Executor::wait_load_below(size_t n, std::chrono::milliseconds timeout) const {
   std::unique_lock<std::mutex> lock(mu_);
-  return idle_cv_.wait_for(lock, timeout, [this] { return stopping_ || (queue_.empty() && !running_); }) &&
+  return idle_cv_.wait_for(lock, timeout,
+                           [this, n] { return stopping_ || queue_.size() + (running_ ? 1 : 0) < n; }) &&
          !stopping_;
+}
+
+std::vector<std::string> Executor::take_queued() {
+  std::vector<std::string> taken;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    taken.assign(queue_.begin(), queue_.end());
+    queue_.clear();
+  }
+  idle_cv_.notify_all();
+  return taken;
 }
 
 void Executor::loop() {
@@ -98,7 +111,6 @@ void Executor::loop() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       running_ = false;
-      if (!queue_.empty()) continue;
     }
     idle_cv_.notify_all();
   }

@@ -34,8 +34,10 @@ class Executor {
   int position(const std::string& job_id) const;
   size_t size() const;
   size_t load() const;  // queued plus the job in hand
-  // Waits until load() is 0 or `timeout` passes; true when idle.
-  bool wait_idle(std::chrono::milliseconds timeout) const;
+  // Waits until load() < n or `timeout` passes; true when it is.
+  bool wait_load_below(size_t n, std::chrono::milliseconds timeout) const;
+  // Takes every queued job off the queue (the one in hand runs on).
+  std::vector<std::string> take_queued();
   std::vector<std::string> queued() const;  // the queue, front first
   const std::string& device() const { return device_; }
 
@@ -46,7 +48,7 @@ class Executor {
   RunJob run_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  mutable std::condition_variable idle_cv_;  // load() fell to 0
+  mutable std::condition_variable idle_cv_;  // load() fell
   std::deque<std::string> queue_;
   bool stopping_ = false;
   bool running_ = false;  // a job is in hand

@@ -130,8 +130,14 @@ void Worker::pull_loop(const std::string& model) {
   std::unique_ptr<RedisConnection> conn;
   const std::string stream = names_.queue(model);
   while (!stop_) {
-    // One job at a time: the next waits in Redis for whichever worker is free.
-    if (!execution_->wait_idle(model, std::chrono::milliseconds(100))) continue;
+    // Workers that have the model HOT take its jobs first: one running and
+    // the next beside it. One that would have to load it waits until its
+    // device is idle and then looks only every kColdPull, and so gets the
+    // jobs that wait (every HOT worker is busy) without taking one a HOT
+    // worker would have run at once. The rest wait in Redis.
+    const bool hot = execution_->tier(model) == Tier::kHot;
+    if (!execution_->wait_load_below(model, hot ? kJobsPerDevice : 1, std::chrono::milliseconds(100))) continue;
+    if (hot != (execution_->tier(model) == Tier::kHot)) continue;  // loaded or demoted meanwhile: look again
     if (!conn || !conn->usable()) {
       auto c = redis_->dedicated();
       if (!c.ok()) {
@@ -140,11 +146,6 @@ void Worker::pull_loop(const std::string& model) {
       }
       conn = std::move(c).value();
     }
-    // Workers that have the model HOT take its jobs first: one that would
-    // have to load it looks only every kColdPull, and so gets the jobs that
-    // wait (every HOT worker is busy) without taking one a HOT worker would
-    // have run at once.
-    const bool hot = execution_->tier(model) == Tier::kHot;
     if (!hot) std::this_thread::sleep_for(kColdPull);
     auto r = conn->command({"XREADGROUP", "GROUP", RedisNames::kWorkersGroup, options_.name, "COUNT", "1", "BLOCK",
                             hot ? "500" : "1", "STREAMS", stream, ">"});
@@ -187,7 +188,14 @@ void Worker::take(const std::string& model, const std::string& entry, const std:
                                   {"recovered_run", n}});
     delivery_.transition(job, JobState::kQueued);
   }
-  if (!execution_->try_enqueue(model, job_id, nullptr)) {
+  // Read and decoded here, while the device may still run the job before
+  // it; one that fails is read again (and its error recorded) when it runs.
+  std::shared_ptr<const transport::JobRequest> decoded;
+  if (auto body = blobs_.get(BlobKind::kRequest, job_id); body.ok()) {
+    auto req = transport::decode_request(*body, options_.server.decode_limits());
+    if (req.ok()) decoded = std::make_shared<const transport::JobRequest>(std::move(req).value());
+  }
+  if (!execution_->try_enqueue(model, job_id, std::move(decoded))) {
     // Not ours to run now: left unacknowledged, another worker claims it.
     std::lock_guard<std::mutex> lock(mu_);
     held_.erase(job_id);
@@ -207,6 +215,22 @@ void Worker::done(const std::string& job_id) {
   static const std::string kAckDel =
       "redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) return redis.call('XDEL', KEYS[1], ARGV[2])";
   (void)redis_->run({"EVAL", kAckDel, "1", h.stream, RedisNames::kWorkersGroup, h.entry});
+}
+
+void Worker::hand_back(const std::string& job_id) {
+  Held h;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = held_.find(job_id);
+    if (it == held_.end()) return;
+    h = it->second;
+    held_.erase(it);
+  }
+  // Acknowledged, deleted and added again in one step: never in two places.
+  static const std::string kHandBack =
+      "redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) redis.call('XDEL', KEYS[1], ARGV[2]) "
+      "return redis.call('XADD', KEYS[1], '*', 'job', ARGV[3])";
+  (void)redis_->run({"EVAL", kHandBack, "1", h.stream, RedisNames::kWorkersGroup, h.entry, job_id});
 }
 
 void Worker::keeper_loop() {
@@ -249,6 +273,9 @@ void Worker::stop() {
   if (stop_.exchange(true)) return;
   for (std::thread& t : pullers_) t.join();
   pullers_.clear();
+  for (const std::string& key : execution_->served_keys()) {
+    for (const std::string& id : execution_->take_queued(key)) hand_back(id);
+  }
   // Running jobs finish (the keeper renews their entries meanwhile), then
   // the heartbeat goes.
   execution_->stop(options_.server.drain_timeout);

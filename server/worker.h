@@ -50,14 +50,18 @@ class Worker {
   static constexpr int64_t kMaxDeaths = 2;
   // How often a worker looks for jobs of a model it does not have HOT.
   static constexpr std::chrono::milliseconds kColdPull{100};
+  // Jobs a device holds at once: the running one and the next, taken from
+  // Redis while the first runs so the device starts it without a round trip.
+  static constexpr size_t kJobsPerDevice = 2;
 
   Worker(WorkerOptions options, std::shared_ptr<Redis> redis, BlobStore blobs);
   ~Worker();
 
   // Loads the models, registers them and starts taking jobs.
   Status start();
-  // Stops taking jobs, lets the running ones finish within the drain
-  // deadline, and unregisters (entries not acknowledged stay for others).
+  // Stops taking jobs, hands the ones not started back to the queue, lets
+  // the running ones finish within the drain deadline, and unregisters
+  // (entries not acknowledged stay for others).
   void stop();
   const std::string& name() const { return options_.name; }
 
@@ -71,6 +75,8 @@ class Worker {
   // A stream entry this worker now holds; `reclaimed` when it was a dead worker's.
   void take(const std::string& model, const std::string& entry, const std::string& job_id, bool reclaimed);
   void done(const std::string& job_id);
+  // A job taken but not started goes back to the end of its model's queue.
+  void hand_back(const std::string& job_id);
   Status register_models();
 
   WorkerOptions options_;

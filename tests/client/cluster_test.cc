@@ -198,6 +198,43 @@ TEST_F(ClusterTest, AJobRunningWhenTwoWorkersDiedEndsInErrorNotAThirdRun) {
   EXPECT_NE(st.error_message.find("2 workers stopped while running this job"), std::string::npos) << st.error_message;
 }
 
+TEST_F(ClusterTest, AStoppingWorkerHandsBackTheJobItTookButHadNotStarted) {
+  TempDir d;
+  // The default 30 s lease: a job left with the stopped worker would wait it out.
+  Cluster cluster({{"gpt2-tiny", tiny(), 1500}}, d.path(), 1, 1);
+  Client client(options(cluster));
+  RemoteModel m = client.model("gpt2-tiny");
+  std::vector<std::string> jobs;
+  for (int i = 0; i < 2; ++i) {
+    Trace tr = m.trace({ids(1, 6) + i});
+    tr.output().save("logits");
+    jobs.push_back(tr.submit());
+  }
+  // w0 runs one and holds the next beside it.
+  std::string first;
+  for (int i = 0; i < 3000 && (first.empty() || cluster.held_by("w0", "gpt2-tiny") < 2); ++i) {
+    if (first.empty()) first = cluster.running_on("w0", "gpt2-tiny");
+    std::this_thread::sleep_for(2ms);
+  }
+  ASSERT_FALSE(first.empty()) << cluster.logs();
+  ASSERT_EQ(cluster.held_by("w0", "gpt2-tiny"), 2u) << cluster.logs();
+  const std::string second = first == jobs[0] ? jobs[1] : jobs[0];
+  cluster.start_worker();
+  const auto t0 = std::chrono::steady_clock::now();
+  cluster.worker(0).stop(SIGTERM);  // drains: the running job ends on w0
+  for (const std::string& id : jobs) {
+    JobStatus st = ended(client, id, 20s);
+    EXPECT_EQ(st.state, JobState::kCompleted) << id << ": " << st.error_message << cluster.logs();
+  }
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LT(took, 15) << "both jobs ended " << took << " s after SIGTERM: the second waited for the lease";
+  std::vector<std::string> runners;
+  for (const auto& ev : all_events(cluster, 0, second)) {
+    if (ev["type"] == "STATUS" && ev["state"] == "RUNNING") runners.push_back(ev.value("worker", ""));
+  }
+  EXPECT_EQ(runners, std::vector<std::string>{"w1"}) << "the job handed back ran once, on w1";
+}
+
 TEST_F(ClusterTest, AKilledServersFollowersReattachThroughTheOtherAndLoseNoEvent) {
   TempDir d;
   Cluster cluster({{"gpt2-tiny", tiny(), 1500}}, d.path(), 2, 1);

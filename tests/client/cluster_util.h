@@ -203,6 +203,14 @@ class Cluster {
     }
     return "";
   }
+  // How many of `model`'s stream entries worker `name` holds (running or taken).
+  size_t held_by(const std::string& name, const std::string& model) {
+    auto c = server::RedisConnection::connect(server::RedisAddress{"127.0.0.1", redis_->port(), 0},
+                                              std::chrono::milliseconds(1000));
+    if (!c.ok()) return 0;
+    auto pending = (*c)->command({"XPENDING", "loom:queue:" + model, "workers", "-", "+", "100", name});
+    return pending.ok() ? pending->elements.size() : 0;
+  }
   Child& worker(size_t i) { return *workers_[i]; }
   Child& server(size_t i) { return *servers_[i]; }
   RedisProcess& redis() { return *redis_; }
