@@ -3,13 +3,16 @@
 // their queues with the embedded server's Execution: one executor per
 // device, the same events, limits, STREAM round trips and results. What
 // differs is where jobs come from and where what they make goes:
-//   - a puller per model takes one job at a time from the model's stream
-//     (XREADGROUP, group "workers") when the model's executor is idle, so
-//     queued jobs wait in Redis for whichever worker is free (a worker with
-//     the model HOT first: one that would load it looks every kColdPull);
+//   - a puller per model takes jobs one at a time from the model's stream
+//     (XREADGROUP, group "workers"): for a model it has HOT, while the
+//     executor holds fewer than kJobsPerDevice (the running job and the
+//     next, read and decoded beside it); for one it would load, only when
+//     the executor is idle and every kColdPull. Queued jobs wait in Redis
+//     for whichever worker is free, a worker with the model HOT first;
 //   - events are stored in Redis and published to the servers; results go
 //     to the shared blob directory (large) or Redis (small);
-//   - the entry is acknowledged (XACK) once the job has ended.
+//   - the entry is acknowledged (XACK) once the job has ended; one taken
+//     and not started when the worker stops goes back to the queue.
 // Leases: a worker renews the stream entries it holds every lease/3 and its
 // heartbeat key (alive:NAME, TTL = lease). Entries idle for a lease belong
 // to a worker that died: a live worker claims them (XAUTOCLAIM) and runs
