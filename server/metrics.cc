@@ -35,6 +35,9 @@ std::string Metrics::render(size_t queue_depth) const {
   o << "loom_bytes_sent_total " << bytes_sent_.load() << "\n";
   o << "# HELP loom_http_requests_total HTTP requests handled.\n# TYPE loom_http_requests_total counter\n";
   o << "loom_http_requests_total " << http_requests_.load() << "\n";
+  o << "# HELP loom_websocket_follows_total WebSockets opened to follow a job.\n"
+       "# TYPE loom_websocket_follows_total counter\n";
+  o << "loom_websocket_follows_total " << ws_follows_.load() << "\n";
   return o.str();
 }
 

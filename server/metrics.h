@@ -19,6 +19,7 @@ class Metrics {
   void job_finished(double seconds);  // submit to terminal state
   void bytes_sent(uint64_t n) { bytes_sent_ += n; }
   void http_request() { http_requests_++; }
+  void ws_follow() { ws_follows_++; }  // a WebSocket that follows a job opened
   // Prometheus exposition; `queue_depth` is read when rendering.
   std::string render(size_t queue_depth) const;
 
@@ -27,6 +28,7 @@ class Metrics {
   std::array<std::atomic<uint64_t>, 8> by_state_{};  // by JobState, kUnknown last (never entered)
   std::atomic<uint64_t> bytes_sent_{0};
   std::atomic<uint64_t> http_requests_{0};
+  std::atomic<uint64_t> ws_follows_{0};
   mutable std::mutex mu_;
   std::array<uint64_t, kBuckets.size()> bucket_counts_{};
   uint64_t latency_count_ = 0;

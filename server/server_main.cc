@@ -248,7 +248,7 @@ int main(int argc, char** argv) {
     if (e) return fail("--tls-key " + tls_key + ": " + e.message());
   }
   loom::server::HttpApi http(io, service, metrics, pool, tls.get());
-  loom::server::WsEvents ws(io, service, pool, tls);
+  loom::server::WsEvents ws(io, service, metrics, pool, tls);
   loom::Status s = http.listen(opt.listen_host, opt.port);
   if (s.ok()) s = ws.listen(opt.listen_host, 0);
   if (!s.ok()) return fail(s.message());

@@ -20,6 +20,7 @@ using json = nlohmann::json;
 struct WsEvents::Impl : std::enable_shared_from_this<WsEvents::Impl> {
   boost::asio::io_context& io;
   JobService& service;
+  Metrics& metrics;
   WorkPool& pool;
   struct Follow {
     std::string job_id;
@@ -32,8 +33,9 @@ struct WsEvents::Impl : std::enable_shared_from_this<WsEvents::Impl> {
   };
   std::map<Hdl, Follow> follows;
 
-  Impl(boost::asio::io_context& io_, JobService& s, WorkPool& p, std::shared_ptr<boost::asio::ssl::context> t)
-      : io(io_), service(s), pool(p), tls(std::move(t)) {}
+  Impl(boost::asio::io_context& io_, JobService& s, Metrics& m, WorkPool& p,
+       std::shared_ptr<boost::asio::ssl::context> t)
+      : io(io_), service(s), metrics(m), pool(p), tls(std::move(t)) {}
   std::shared_ptr<boost::asio::ssl::context> tls;  // wss:// when set
 
   // The socket server calls back into this object; it is created once the
@@ -148,6 +150,7 @@ struct WsEvents::Impl : std::enable_shared_from_this<WsEvents::Impl> {
     auto it = follows.find(h);
     if (it == follows.end()) return;
     Follow& f = it->second;
+    metrics.ws_follow();
     // Subscribe first, then replay: live events that arrive during the
     // replay are held, and sent after it (those it already had are
     // dropped by their seq).
@@ -213,9 +216,9 @@ struct WsEvents::Impl : std::enable_shared_from_this<WsEvents::Impl> {
   }
 };
 
-WsEvents::WsEvents(boost::asio::io_context& io, JobService& service, WorkPool& pool,
+WsEvents::WsEvents(boost::asio::io_context& io, JobService& service, Metrics& metrics, WorkPool& pool,
                    std::shared_ptr<boost::asio::ssl::context> tls)
-    : impl_(std::make_shared<Impl>(io, service, pool, std::move(tls))) {
+    : impl_(std::make_shared<Impl>(io, service, metrics, pool, std::move(tls))) {
   impl_->init();
 }
 

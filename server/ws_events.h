@@ -17,6 +17,7 @@
 
 #include "graph/status.h"
 #include "server/job_service.h"
+#include "server/metrics.h"
 #include "server/work_pool.h"
 
 namespace loom::server {
@@ -24,7 +25,7 @@ namespace loom::server {
 class WsEvents {
  public:
   // `tls`: wss:// with this context; nullptr: ws://.
-  WsEvents(boost::asio::io_context& io, JobService& service, WorkPool& pool,
+  WsEvents(boost::asio::io_context& io, JobService& service, Metrics& metrics, WorkPool& pool,
            std::shared_ptr<boost::asio::ssl::context> tls = nullptr);
   ~WsEvents();
   Status listen(const std::string& host, uint16_t port);

@@ -301,18 +301,21 @@ TEST_F(ClusterTest, RestartingRedisWithAofLosesNoJob) {
   EXPECT_EQ(tr.run({.remote = true}).saved.size(), 1u);
 }
 
-// The HTTP requests `server` has answered (its /metrics).
-long long http_requests(const Cluster& c, size_t server) {
+// A counter of `server`'s /metrics.
+long long counter(const Cluster& c, size_t server, const std::string& metric) {
   auto endpoint = transport::parse_base_url(c.url(server));
   if (!endpoint.ok()) return -1;
   transport::HttpClient http(*endpoint);
   transport::HttpRequest req;
   req.target = "/metrics";
   const std::string body = http.request(req).body;
-  const std::string name = "\nloom_http_requests_total ";  // the sample, not its # TYPE line
+  const std::string name = "\n" + metric + " ";  // the sample, not its # TYPE line
   const size_t at = body.find(name);
   return at == std::string::npos ? -1 : std::stoll(body.substr(at + name.size()));
 }
+
+// The HTTP requests `server` has answered.
+long long http_requests(const Cluster& c, size_t server) { return counter(c, server, "loom_http_requests_total"); }
 
 // Redis holds small results only: one over --small-blob-bytes (16 KiB with
 // --redis) is a file in the shared blob directory. Each comes back bitwise
@@ -371,6 +374,27 @@ TEST_F(ClusterTest, ResultsOverSixteenKibAreFilesInTheBlobDirSmallerOnesLiveInRe
   ASSERT_EQ(requests.size(), 3u);
   EXPECT_EQ(requests[1], requests[0]);
   EXPECT_EQ(requests[2], requests[1] + 1);
+}
+
+// A quiet blocking run waits in its submit (ClientOptions::quiet_submit_wait,
+// 10 s): a 600 ms job is one POST, with no WebSocket. Waiting only 250 ms,
+// as a run with a status line does, it follows the job over a WebSocket.
+TEST_F(ClusterTest, AQuietBlockingRunOfASecondLongJobNeedsNoWebSocket) {
+  TempDir d;
+  Cluster cluster({{"gpt2-tiny", tiny(), 600}}, d.path(), 1, 1);
+  std::vector<long long> follows;
+  for (std::chrono::milliseconds wait : {10000ms, 250ms}) {
+    ClientOptions o = options(cluster);
+    o.quiet_submit_wait = wait;
+    Client client(o);
+    Trace tr = client.model("gpt2-tiny").trace({ids(1, 4)});
+    tr.output().save("logits");
+    const long long followed = counter(cluster, 0, "loom_websocket_follows_total");
+    EXPECT_EQ(tr.run({.remote = true, .quiet = true, .no_cache = true}).saved.size(), 1u);
+    follows.push_back(counter(cluster, 0, "loom_websocket_follows_total") - followed);
+  }
+  EXPECT_EQ(follows[0], 0) << "the 600 ms job came back as the answer to its POST";
+  EXPECT_EQ(follows[1], 1) << "a 250 ms wait ends before the job: it is followed";
 }
 
 TEST_F(ClusterTest, StreamCallbacksAndCancelCrossBetweenServerAndWorker) {
