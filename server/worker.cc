@@ -202,35 +202,32 @@ void Worker::take(const std::string& model, const std::string& entry, const std:
   }
 }
 
+std::optional<Worker::Held> Worker::release(const std::string& job_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = held_.find(job_id);
+  if (it == held_.end()) return std::nullopt;
+  Held h = std::move(it->second);
+  held_.erase(it);
+  return h;
+}
+
 void Worker::done(const std::string& job_id) {
-  Held h;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = held_.find(job_id);
-    if (it == held_.end()) return;
-    h = it->second;
-    held_.erase(it);
-  }
+  std::optional<Held> h = release(job_id);
+  if (!h) return;
   // Acknowledged and deleted in one round trip.
   static const std::string kAckDel =
       "redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) return redis.call('XDEL', KEYS[1], ARGV[2])";
-  (void)redis_->run({"EVAL", kAckDel, "1", h.stream, RedisNames::kWorkersGroup, h.entry});
+  (void)redis_->run({"EVAL", kAckDel, "1", h->stream, RedisNames::kWorkersGroup, h->entry});
 }
 
 void Worker::hand_back(const std::string& job_id) {
-  Held h;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = held_.find(job_id);
-    if (it == held_.end()) return;
-    h = it->second;
-    held_.erase(it);
-  }
+  std::optional<Held> h = release(job_id);
+  if (!h) return;
   // Acknowledged, deleted and added again in one step: never in two places.
   static const std::string kHandBack =
       "redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) redis.call('XDEL', KEYS[1], ARGV[2]) "
       "return redis.call('XADD', KEYS[1], '*', 'job', ARGV[3])";
-  (void)redis_->run({"EVAL", kHandBack, "1", h.stream, RedisNames::kWorkersGroup, h.entry, job_id});
+  (void)redis_->run({"EVAL", kHandBack, "1", h->stream, RedisNames::kWorkersGroup, h->entry, job_id});
 }
 
 void Worker::keeper_loop() {

@@ -26,6 +26,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -77,6 +78,8 @@ class Worker {
   void keeper_loop();
   // A stream entry this worker now holds; `reclaimed` when it was a dead worker's.
   void take(const std::string& model, const std::string& entry, const std::string& job_id, bool reclaimed);
+  // Takes the job's entry out of held_ (nullopt: not held).
+  std::optional<Held> release(const std::string& job_id);
   void done(const std::string& job_id);
   // A job taken but not started goes back to the end of its model's queue.
   void hand_back(const std::string& job_id);
